@@ -1,0 +1,123 @@
+"""Thin, typed wrappers over the libsodium primitives the protocol uses.
+
+``H`` is BLAKE2b (PROTOCOL.md §1). Everything else forwards to PyNaCl's bindings and
+turns libsodium failures into the project's own error names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+import nacl.bindings as sodium
+import nacl.exceptions
+
+from postbox.crypto.encoding import KEY_BYTES, NONCE_BYTES, SIGNATURE_BYTES
+from postbox.crypto.errors import BadSignature, DecryptionFailed, InvalidKey
+
+SEED_BYTES: Final = 32
+PUBLIC_KEY_BYTES: Final = 32
+SEALBOX_OVERHEAD: Final = 48
+
+
+def H(data: bytes, n: int = 32, *, key: bytes | None = None) -> bytes:
+    """BLAKE2b with an ``n``-byte digest, optionally keyed (``H(key=K, data, n)``)."""
+    if key is None:
+        return hashlib.blake2b(data, digest_size=n).digest()
+    return hashlib.blake2b(data, digest_size=n, key=key).digest()
+
+
+def equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison."""
+    return hmac.compare_digest(a, b)
+
+
+def random_bytes(n: int) -> bytes:
+    return bytes(sodium.randombytes(n))
+
+
+# --- Ed25519 -----------------------------------------------------------------------------
+def sign_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """(public key, libsodium secret key) of the Ed25519 key with this 32-byte seed."""
+    if len(seed) != SEED_BYTES:
+        raise InvalidKey("Ed25519 seed must be 32 bytes")
+    pk, sk = sodium.crypto_sign_seed_keypair(seed)
+    return bytes(pk), bytes(sk)
+
+
+def sign(seed: bytes, message: bytes) -> bytes:
+    """Detached Ed25519 signature by the key with this seed."""
+    _, sk = sign_keypair(seed)
+    return bytes(sodium.crypto_sign(message, sk)[:SIGNATURE_BYTES])
+
+
+def verify(pk: bytes, message: bytes, signature: bytes) -> None:
+    """Verify a detached Ed25519 signature; raise :class:`BadSignature` otherwise.
+
+    libsodium rejects non-canonical S (S ≥ L) and small-order R and public keys.
+    """
+    if len(pk) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        raise BadSignature("signature or key has the wrong size")
+    try:
+        sodium.crypto_sign_open(signature + message, pk)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError) as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+def check_sign_pk(pk: bytes) -> None:
+    """Reject an Ed25519 public key libsodium would not accept (small order, non-canonical)."""
+    if len(pk) != PUBLIC_KEY_BYTES:
+        raise InvalidKey("Ed25519 public key must be 32 bytes")
+    # canonical encoding, on the curve, in the main subgroup, not of small order
+    if not sodium.crypto_core_ed25519_is_valid_point(pk):
+        raise InvalidKey("Ed25519 public key rejected")
+
+
+# --- X25519 sealed boxes -----------------------------------------------------------------
+def box_keypair(sk: bytes) -> tuple[bytes, bytes]:
+    """(public key, secret key) of the X25519 key with this 32-byte secret."""
+    if len(sk) != KEY_BYTES:
+        raise InvalidKey("X25519 secret key must be 32 bytes")
+    return bytes(sodium.crypto_scalarmult_base(sk)), sk
+
+
+def check_box_pk(pk: bytes) -> None:
+    """Reject a low-order (or wrong-size) X25519 public key."""
+    if len(pk) != PUBLIC_KEY_BYTES:
+        raise InvalidKey("X25519 public key must be 32 bytes")
+    probe = b"\x01" + bytes(31)
+    try:
+        # libsodium's scalarmult fails when the result is all zeros, i.e. for low-order points.
+        sodium.crypto_scalarmult(probe, pk)
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise InvalidKey("X25519 public key has low order") from exc
+
+
+def seal(message: bytes, pk: bytes) -> bytes:
+    """crypto_box_seal to an X25519 public key."""
+    check_box_pk(pk)
+    return bytes(sodium.crypto_box_seal(message, pk))
+
+
+def seal_open(sealed: bytes, pk: bytes, sk: bytes) -> bytes:
+    try:
+        return bytes(sodium.crypto_box_seal_open(sealed, pk, sk))
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise DecryptionFailed("sealed box does not open") from exc
+
+
+# --- XChaCha20-Poly1305-IETF ---------------------------------------------------------------
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise InvalidKey("AEAD key or nonce has the wrong size")
+    return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key))
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise DecryptionFailed("AEAD key or nonce has the wrong size")
+    try:
+        return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key))
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise DecryptionFailed("AEAD does not open") from exc

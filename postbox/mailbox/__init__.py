@@ -1,0 +1,1 @@
+"""The aiohttp server: the blind courier (accounts, mailboxes, messages, receipts)."""

@@ -1,0 +1,1 @@
+"""Key directory and key-transparency log: Merkle tree, tree heads, proofs, auditor."""

@@ -55,10 +55,15 @@ def sign(seed: bytes, message: bytes) -> bytes:
 def verify(pk: bytes, message: bytes, signature: bytes) -> None:
     """Verify a detached Ed25519 signature; raise :class:`BadSignature` otherwise.
 
-    libsodium rejects non-canonical S (S ≥ L) and small-order R and public keys.
+    libsodium rejects non-canonical S (S ≥ L) and small-order R and public keys; the key
+    is also required to be a prime-order point (:func:`check_sign_pk`), so that keys with
+    a torsion component (which libsodium's verify accepts) never verify anything and one
+    signature cannot be valid under several encodings of "the same" key.
     """
     if len(pk) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         raise BadSignature("signature or key has the wrong size")
+    if not sodium.crypto_core_ed25519_is_valid_point(pk):
+        raise BadSignature("public key is not a valid prime-order point")
     try:
         sodium.crypto_sign_open(signature + message, pk)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError) as exc:

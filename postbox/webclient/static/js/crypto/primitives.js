@@ -60,6 +60,10 @@ export function verify(pk, message, signature) {
   if (pk.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) {
     throw new BadSignature('signature or key has the wrong size');
   }
+  // Keys with a torsion component pass libsodium's verify; require a prime-order point.
+  if (!sodium.crypto_core_ed25519_is_valid_point(pk)) {
+    throw new BadSignature('public key is not a valid prime-order point');
+  }
   let ok = false;
   try {
     ok = sodium.crypto_sign_verify_detached(signature, message, pk);

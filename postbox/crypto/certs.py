@@ -58,8 +58,9 @@ KINDS: Final = ("citizen", "caseworker", "connector", "admin", "team")
 #: identity certificates of these kinds must carry the org root's signature
 ORG_CERTIFIED_KINDS: Final = ("caseworker", "connector", "admin")
 ALGS: Final = {"sign": "ed25519", "encrypt": "x25519-sealbox"}
-#: an encryption certificate is valid for at most two years
-MAX_ENCRYPT_VALIDITY_MS: Final = 2 * 366 * 24 * 3600 * 1000
+#: an encryption certificate is valid for at most two years: 731 days, the longest two
+#: calendar years can be (clients create them for at most 730 days)
+MAX_ENCRYPT_VALIDITY_MS: Final = 731 * 24 * 3600 * 1000
 FINGERPRINT_BYTES: Final = 20
 MAX_NAME_BYTES: Final = 200
 
@@ -277,6 +278,8 @@ def make_cert(
     expires: int | None = None,
 ) -> Cert:
     """Build (and check) a certificate body; the kid is derived, never chosen."""
+    if use not in ALGS:
+        raise MalformedObject("cert.use: expected sign or encrypt")
     cert: Cert = {
         "v": 1,
         "subject": subject,
@@ -396,6 +399,8 @@ def verify_identity_cert(signed: Any, org_root: OrgRoot | None = None) -> Cert:
 def verify_rotation(signed: Any, old_identity: Cert) -> None:
     """Check that a new identity certificate is linked to ``old_identity`` by its old key."""
     s = _check_signed_cert(signed)
+    if s["cert"]["use"] != "sign":
+        raise CertificateInvalid("only identity certificates are linked by rotation")
     if s["prev"] is None or s["prev_sig"] is None:
         raise CertificateInvalid("identity is not linked to a previous one")
     if s["prev"] != old_identity["kid"] or old_identity["use"] != "sign":
@@ -528,6 +533,8 @@ def make_team_wrap(
     by_seed: bytes,
 ) -> SignedTeamWrap:
     """Wrap a team's secret key to one member's encryption key, signed by a current member."""
+    if team_cert["kind"] != "team" or team_cert["use"] != "encrypt":
+        raise CertificateInvalid("not a team encryption certificate")
     team_pk, _ = box_keypair(team_sk)
     if not equal(team_pk, cert_pk(team_cert)):
         raise KeySubstitution("team secret key does not match the team certificate")
@@ -611,7 +618,11 @@ def sign_membership(*, team: str, member: str, at: int, admin_seed: bytes) -> Si
 def verify_membership(signed: Any, admin_identity: Cert, team_org: str) -> Membership:
     shapes.check(SIGNED_MEMBERSHIP_SHAPE, signed, "signed membership")
     s = cast(SignedMembership, signed)
-    if admin_identity["kind"] != "admin" or admin_identity["org"] != team_org:
+    if (
+        admin_identity["kind"] != "admin"
+        or admin_identity["use"] != "sign"
+        or admin_identity["org"] != team_org
+    ):
         raise CertificateInvalid("memberships are signed by an admin of the team's org")
     if s["by"] != admin_identity["kid"]:
         raise CertificateInvalid("membership signed by another key")
@@ -666,15 +677,30 @@ def verify_server_key(signed: Any, org_root: OrgRoot | None = None) -> ServerKey
 
 # --- procedures --------------------------------------------------------------------------
 _NUMERIC_TYPES: Final = frozenset({"number", "integer"})
+#: schema keywords whose values are (or list) instance values, which may not be numbers
+_VALUE_KEYWORDS: Final = frozenset({"const", "default", "enum", "examples"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_schema_types(node: Any, path: str) -> None:
-    """Form data carries no JSON numbers (numbers are strings), so schemas may not ask for any."""
+    """Form data carries no JSON numbers (numbers are strings), so schemas may not ask for any.
+
+    Refused: ``"type": "number"|"integer"`` and numbers as instance values (``const``,
+    ``default``, ``enum``, ``examples``). Integer constraints such as ``maxLength`` stay.
+    """
     if isinstance(node, dict):
         t = node.get("type")
         types = t if isinstance(t, list) else [t]
         if any(isinstance(x, str) and x in _NUMERIC_TYPES for x in types):
             raise MalformedObject(f"{path}: schemas use no JSON numbers (use strings)")
+        for keyword in _VALUE_KEYWORDS & node.keys():
+            value = node[keyword]
+            values = value if isinstance(value, list) and keyword != "const" else [value]
+            if any(_is_number(v) for v in values):
+                raise MalformedObject(f"{path}.{keyword}: schemas use no JSON numbers")
         for k, v in node.items():
             _check_schema_types(v, f"{path}.{k}")
     elif isinstance(node, list):
@@ -685,8 +711,8 @@ def _check_schema_types(node: Any, path: str) -> None:
 def check_procedure(procedure: Any) -> Procedure:
     shapes.check(PROCEDURE_SHAPE, procedure, "procedure")
     p = cast(Procedure, procedure)
+    cj(p)  # free-form members must be canonical JSON (this also bounds the depth to 32)
     _check_schema_types(p["schema"], "procedure.schema")
-    cj(p)  # free-form members must still be canonical JSON
     return p
 
 
@@ -705,7 +731,11 @@ def verify_procedure(signed: Any, admin_identity: Cert) -> Procedure:
     shapes.check(SIGNED_PROCEDURE_SHAPE, signed, "signed procedure")
     s = cast(SignedProcedure, signed)
     p = check_procedure(s["procedure"])
-    if admin_identity["kind"] != "admin" or admin_identity["org"] != p["org"]:
+    if (
+        admin_identity["kind"] != "admin"
+        or admin_identity["use"] != "sign"
+        or admin_identity["org"] != p["org"]
+    ):
         raise CertificateInvalid("procedures are signed by an admin of their org")
     if s["by"] != admin_identity["kid"]:
         raise CertificateInvalid("procedure signed by another key")

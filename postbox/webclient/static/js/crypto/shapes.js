@@ -97,3 +97,9 @@ export function obj(fields) {
     for (const name of names) fields[name](value[name], `${path}.${name}`);
   };
 }
+
+export function enumBool() {
+  return (value, path) => {
+    if (typeof value !== 'boolean') throw new MalformedObject(`${path}: expected true or false`);
+  };
+}

@@ -412,7 +412,7 @@ def verify_read(signed: Any, reader_identity: Cert) -> Read:
 
     The certificate must be an identity (``use`` sign) of ``read.reader``. Whether it was
     current at ``read.read`` (log chain, revocations) is the caller's check, e.g.
-    ``SubjectState.identity_valid_at`` of ``postbox.crypto.transparency``.
+    ``SubjectState.identity_valid_at`` of ``postbox.crypto.keystate``.
     """
     s = _wire(signed)
     shapes.check(SIGNED_READ_SHAPE, s, "signed read receipt")

@@ -16,10 +16,11 @@ import gen_transparency as gen
 import generate
 import pytest
 
-from postbox.crypto import certs, domain, errors, transparency
+from postbox.crypto import certs, domain, errors, keystate, logevents, monitor, transparency
 from postbox.crypto.certs import OrgRoot
 from postbox.crypto.encoding import b64d, b64e, cj
-from postbox.crypto.transparency import LogEvent, SubjectState
+from postbox.crypto.keystate import SubjectState
+from postbox.crypto.logevents import LogEvent
 
 VECTORS_PATH = Path(__file__).parents[1] / "vectors" / "transparency.json"
 VECTORS = json.loads(VECTORS_PATH.read_text("utf-8"))
@@ -45,12 +46,12 @@ def _orgs() -> dict[str, SubjectState]:
 
 
 def _subject(case: dict[str, Any], orgs: dict[str, SubjectState]) -> SubjectState:
-    verified = transparency.verify_keys_response(
+    verified = logevents.verify_keys_response(
         case["response"], case["subject"], b64d(case["log_pk"]), now=case["now"]
     )
     if "indices" in case:
         assert list(verified.indices) == case["indices"]
-    return transparency.replay(
+    return keystate.replay(
         verified.events,
         org_roots=_org_roots(case),
         orgs=orgs,
@@ -73,9 +74,9 @@ def _run(case: dict[str, Any]) -> Any:
         orgs = {o: all_orgs[o] for o in case.get("orgs", all_orgs)}
         return _subject(case, orgs)
     if check == "self_check":
-        return transparency.self_check(case["events"], case["remembered"], case["own_kids"])
+        return monitor.self_check(case["events"], case["remembered"], case["own_kids"])
     if check == "audit":
-        auditor = transparency.Auditor()
+        auditor = monitor.Auditor()
         auditor.extend(b64d(x) for x in case["leaves"])
         return auditor
     raise AssertionError(check)
@@ -133,12 +134,12 @@ def test_vector_signing_and_events_rebuild() -> None:
             continue
         previous: LogEvent | None = None
         for entry in case["response"]["events"]:
-            event = transparency.parse_leaf(b64d(entry["leaf"]))
-            rebuilt = transparency.next_event(
+            event = logevents.parse_leaf(b64d(entry["leaf"]))
+            rebuilt = logevents.next_event(
                 previous, subject=event["subject"], type=event["type"], ts=event["ts"],
                 body=event["body"],
             )  # fmt: skip
-            assert transparency.event_leaf(rebuilt) == b64d(entry["leaf"])
+            assert logevents.event_leaf(rebuilt) == b64d(entry["leaf"])
             previous = rebuilt
 
 
@@ -158,8 +159,8 @@ def _events(world: gen.World, subject: str) -> list[LogEvent]:
 
 def _replay(world: gen.World, subject: str, **kw: Any) -> SubjectState:
     root = certs.verify_org_root(world.org_root)
-    org = transparency.replay(_events(world, world.org), org_roots={world.org: root})
-    return transparency.replay(
+    org = keystate.replay(_events(world, world.org), org_roots={world.org: root})
+    return keystate.replay(
         _events(world, subject), org_roots={world.org: root}, orgs={world.org: org}, **kw
     )
 
@@ -244,26 +245,26 @@ def test_event_prev_is_the_rfc9162_leaf_hash(world: gen.World) -> None:
     import hashlib
 
     assert b64d(e1["prev"] or "") == hashlib.sha256(b"\x00" + cj(e0)).digest()
-    assert transparency.parse_leaf(transparency.event_leaf(e1)) == e1
+    assert logevents.parse_leaf(logevents.event_leaf(e1)) == e1
 
 
 def test_event_shapes(world: gen.World) -> None:
     e: Any = copy.deepcopy(_events(world, world.citizen.id)[1])
     e["type"] = "revoke"  # a key certificate is not a revocation body
     with pytest.raises(errors.MalformedObject):
-        transparency.parse_leaf(cj(e))
+        logevents.parse_leaf(cj(e))
     e["type"] = "rename"
     with pytest.raises(errors.MalformedObject):
-        transparency.parse_leaf(cj(e))
+        logevents.parse_leaf(cj(e))
     with pytest.raises(errors.NonCanonical):
-        transparency.parse_leaf(b'{"v": 1}')
+        logevents.parse_leaf(b'{"v": 1}')
 
 
 def test_check_chain_time_goes_forward(world: gen.World) -> None:
     events: Any = copy.deepcopy(_events(world, world.citizen.id)[:2])
     events[1]["ts"] = events[0]["ts"] - 1
     with pytest.raises(errors.BrokenChain):
-        transparency.check_chain(events)
+        logevents.check_chain(events)
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def test_replay_citizen(world: gen.World) -> None:
     assert state.kind == "account"
     assert state.current_identity() == c.identities[1]["cert"]
     assert state.current_encryption(gen.VERIFY_AT) == c.keys[2]["cert"]
-    assert state.head == transparency.chain_head(_events(world, c.id))
+    assert state.head == logevents.chain_head(_events(world, c.id))
     with pytest.raises(errors.CertificateExpired):
         state.current_encryption(gen.NOW + 2 * gen.YEAR)
 
@@ -293,7 +294,7 @@ def _extend(world: gen.World, subject: str, type_: Any, body: Any) -> list[LogEv
     events = _events(world, subject)
     return [
         *events,
-        transparency.next_event(
+        logevents.next_event(
             events[-1], subject=subject, type=type_, ts=events[-1]["ts"] + 1, body=body
         ),
     ]
@@ -301,8 +302,8 @@ def _extend(world: gen.World, subject: str, type_: Any, body: Any) -> list[LogEv
 
 def _replay_events(world: gen.World, events: list[LogEvent], **kw: Any) -> SubjectState:
     root = certs.verify_org_root(world.org_root)
-    org = transparency.replay(_events(world, world.org), org_roots={world.org: root})
-    return transparency.replay(events, org_roots={world.org: root}, orgs={world.org: org}, **kw)
+    org = keystate.replay(_events(world, world.org), org_roots={world.org: root})
+    return keystate.replay(events, org_roots={world.org: root}, orgs={world.org: org}, **kw)
 
 
 def test_replay_rejects_events_that_do_not_belong(world: gen.World) -> None:
@@ -421,7 +422,7 @@ def test_admin_revoked_in_org_chain(world: gen.World) -> None:
         signer_seed=a.seeds[0],
     )  # fmt: skip
     root = certs.verify_org_root(world.org_root)
-    org = transparency.replay(_extend(world, world.org, "revoke", rev), org_roots={world.org: root})
+    org = keystate.replay(_extend(world, world.org, "revoke", rev), org_roots={world.org: root})
     kid = a.identities[0]["cert"]["kid"]
     assert org.admin_valid_at(kid, gen.NOW)["kid"] == kid
     with pytest.raises(errors.CertificateRevoked):
@@ -430,47 +431,47 @@ def test_admin_revoked_in_org_chain(world: gen.World) -> None:
 
 def test_chain_must_start_right(world: gen.World) -> None:
     key_event = _events(world, world.citizen.id)[1]
-    first = transparency.make_event(
+    first = logevents.make_event(
         subject=world.citizen.id, seq=0, prev=None, type="key", ts=1, body=key_event["body"]
     )
     with pytest.raises(errors.BrokenChain):
-        transparency.replay([first])
+        keystate.replay([first])
     rev = _events(world, world.citizen.id)[-1]
-    first = transparency.make_event(
+    first = logevents.make_event(
         subject=world.citizen.id, seq=0, prev=None, type="revoke", ts=1, body=rev["body"]
     )
     with pytest.raises(errors.BrokenChain):
-        transparency.replay([first])
+        keystate.replay([first])
 
 
 # --- keys responses -------------------------------------------------------------------------
 def test_keys_response_round_trip(world: gen.World) -> None:
     served = _served(world)
     resp = world.log.keys_response(world.citizen.id, served)
-    verified = transparency.verify_keys_response(
+    verified = logevents.verify_keys_response(
         cj(resp), world.citizen.id, world.log.log_pk, now=gen.NOW
     )
     assert verified.events == tuple(_events(world, world.citizen.id))
     assert verified.sth == served["sth"]
-    assert verified.head == transparency.chain_head(verified.events)
+    assert verified.head == logevents.chain_head(verified.events)
     # a response for an older tree holds the chain as it was then
     older = world.log.keys_response(world.citizen.id, _served(world, size=13))
-    v2 = transparency.verify_keys_response(older, world.citizen.id, world.log.log_pk, now=gen.NOW)
+    v2 = logevents.verify_keys_response(older, world.citizen.id, world.log.log_pk, now=gen.NOW)
     assert len(v2.events) == 3
 
 
 # --- self-check and auditor -------------------------------------------------------------------
 def test_self_check_from_scratch(world: gen.World) -> None:
     events = _events(world, world.citizen.id)
-    check = transparency.self_check(events, None, [])
+    check = monitor.self_check(events, None, [])
     assert [f.seq for f in check.foreign] == [0, 1, 2, 3, 4, 5]
     assert not check.ok
     own = [x["cert"]["kid"] for x in world.citizen.identities + world.citizen.keys]
-    assert transparency.self_check(events, None, own).ok
+    assert monitor.self_check(events, None, own).ok
 
 
 def test_auditor_head_mismatch(world: gen.World) -> None:
-    auditor = transparency.Auditor()
+    auditor = monitor.Auditor()
     auditor.extend(world.log.leaves[:5])
     with pytest.raises(ValueError):
         auditor.check_head(_served(world)["sth"])
@@ -480,7 +481,7 @@ def test_auditor_head_mismatch(world: gen.World) -> None:
     forked["root"] = b64e(bytes(32))
     with pytest.raises(errors.ForkDetected):
         auditor.check_head(forked)
-    assert transparency.audit_leaves(world.log.leaves) == []
+    assert monitor.audit_leaves(world.log.leaves) == []
 
 
 def test_every_single_byte_flip_of_a_tree_head_is_refused(world: gen.World) -> None:

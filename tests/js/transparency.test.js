@@ -4,6 +4,9 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as t from '../../postbox/webclient/static/js/crypto/transparency.js';
+import * as logevents from '../../postbox/webclient/static/js/crypto/logevents.js';
+import * as keystate from '../../postbox/webclient/static/js/crypto/keystate.js';
+import * as monitor from '../../postbox/webclient/static/js/crypto/monitor.js';
 import * as merkle from '../../postbox/webclient/static/js/crypto/merkle.js';
 import * as domain from '../../postbox/webclient/static/js/crypto/domain.js';
 import { b64d, b64e, cj, utf8 } from '../../postbox/webclient/static/js/crypto/encoding.js';
@@ -16,9 +19,11 @@ const path = (p) => (p === null ? null : p.map((x) => b64d(x)));
 const orgRootsOf = (c) => Object.fromEntries(c.org_roots.map((r) => [r.org, r]));
 
 function replaySubject(c, orgs) {
-  const verified = t.verifyKeysResponse(c.response, c.subject, b64d(c.log_pk), { now: c.now });
+  const verified = logevents.verifyKeysResponse(
+    c.response, c.subject, b64d(c.log_pk), { now: c.now },
+  );
   if (c.indices) assert.deepEqual(verified.indices, c.indices);
-  return t.replay(verified.events, {
+  return keystate.replay(verified.events, {
     orgRoots: orgRootsOf(c),
     orgs,
     acceptedIdentities: c.accepted_identities ?? [],
@@ -86,9 +91,9 @@ function run(c) {
       return replaySubject(c, orgs);
     }
     case 'self_check':
-      return t.selfCheck(c.events, c.remembered, c.own_kids);
+      return monitor.selfCheck(c.events, c.remembered, c.own_kids);
     case 'audit': {
-      const auditor = new t.Auditor();
+      const auditor = new monitor.Auditor();
       auditor.extend(c.leaves.map((x) => b64d(x)));
       return auditor;
     }
@@ -146,11 +151,11 @@ test('the tree head signature and every event rebuild exactly', () => {
   for (const c of CASES.filter((x) => x.check === 'subject')) {
     let previous = null;
     for (const entry of c.response.events) {
-      const event = t.parseLeaf(b64d(entry.leaf));
-      const rebuilt = t.nextEvent(previous, {
+      const event = logevents.parseLeaf(b64d(entry.leaf));
+      const rebuilt = logevents.nextEvent(previous, {
         subject: event.subject, type: event.type, ts: event.ts, body: event.body,
       });
-      assert.deepEqual(t.eventLeaf(rebuilt), b64d(entry.leaf));
+      assert.deepEqual(logevents.eventLeaf(rebuilt), b64d(entry.leaf));
       previous = rebuilt;
     }
   }
@@ -192,34 +197,34 @@ test('tree heads: age window, wire bytes, advancing', () => {
 
 test('events: prev is the RFC 9162 leaf hash, shapes are closed', () => {
   const c = subjectCase('subject: citizen (rotated)');
-  const [e0, e1] = c.response.events.map((x) => t.parseLeaf(b64d(x.leaf)));
+  const [e0, e1] = c.response.events.map((x) => logevents.parseLeaf(b64d(x.leaf)));
   assert.deepEqual(b64d(e1.prev), merkle.leafHash(cj(e0)));
   const bad = structuredClone(e1);
   bad.type = 'revoke';
-  assert.throws(() => t.parseLeaf(cj(bad)), (e) => e.name === 'MalformedObject');
+  assert.throws(() => logevents.parseLeaf(cj(bad)), (e) => e.name === 'MalformedObject');
   bad.type = 'rename';
-  assert.throws(() => t.parseLeaf(cj(bad)), (e) => e.name === 'MalformedObject');
+  assert.throws(() => logevents.parseLeaf(cj(bad)), (e) => e.name === 'MalformedObject');
   const late = structuredClone([e0, e1]);
   late[1].ts = late[0].ts - 1;
-  assert.throws(() => t.checkChain(late), (e) => e.name === 'BrokenChain');
+  assert.throws(() => logevents.checkChain(late), (e) => e.name === 'BrokenChain');
 });
 
 test('self-check from scratch lists every event as foreign', () => {
   const c = subjectCase('subject: citizen (rotated)');
-  const events = c.response.events.map((x) => t.parseLeaf(b64d(x.leaf)));
-  const check = t.selfCheck(events, null, []);
+  const events = c.response.events.map((x) => logevents.parseLeaf(b64d(x.leaf)));
+  const check = monitor.selfCheck(events, null, []);
   assert.deepEqual(check.foreign.map((f) => f.seq), [0, 1, 2, 3, 4, 5]);
   assert.equal(check.ok, false);
 });
 
 test('auditor: head checks', () => {
   const c = CASES.find((x) => x.name === 'audit: the good log');
-  const auditor = new t.Auditor();
+  const auditor = new monitor.Auditor();
   auditor.extend(c.leaves.slice(0, 5).map((x) => b64d(x)));
   assert.throws(() => auditor.checkHead(c.sth), RangeError);
   auditor.extend(c.leaves.slice(5).map((x) => b64d(x)));
   auditor.checkHead(c.sth);
   assert.throws(() => auditor.checkHead({ ...c.sth, root: b64e(new Uint8Array(32)) }),
     (e) => e.name === 'ForkDetected');
-  assert.deepEqual(t.auditLeaves(c.leaves.map((x) => b64d(x))), []);
+  assert.deepEqual(monitor.auditLeaves(c.leaves.map((x) => b64d(x))), []);
 });

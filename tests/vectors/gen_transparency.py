@@ -26,12 +26,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from postbox.crypto import certs, domain, transparency
+from postbox.crypto import certs, domain, keystate, logevents, monitor, transparency
 from postbox.crypto.certs import Cert, SignedCert
 from postbox.crypto.encoding import b64e, cj
 from postbox.crypto.errors import CryptoError
+from postbox.crypto.keystate import SubjectState
+from postbox.crypto.logevents import LogEvent
 from postbox.crypto.primitives import box_keypair, sign_keypair
-from postbox.crypto.transparency import LogEvent, ServedTreeHead, SubjectState
+from postbox.crypto.transparency import ServedTreeHead
 from postbox.keys.merkle import MemoryTree
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -97,18 +99,18 @@ class Log:
         self.chains: dict[str, list[tuple[int, LogEvent]]] = {}
 
     def append(self, event: LogEvent) -> LogEvent:
-        leaf = transparency.event_leaf(event)
+        leaf = logevents.event_leaf(event)
         index = self.tree.append(leaf)
         self.leaves.append(leaf)
         self.chains.setdefault(event["subject"], []).append((index, event))
         return event
 
-    def add(self, subject: str, type_: transparency.EventType, body: Any) -> LogEvent:
+    def add(self, subject: str, type_: logevents.EventType, body: Any) -> LogEvent:
         chain = self.chains.get(subject)
         previous = chain[-1][1] if chain else None
         ts = NOW + len(self.leaves) * 1000
         return self.append(
-            transparency.next_event(previous, subject=subject, type=type_, ts=ts, body=body)
+            logevents.next_event(previous, subject=subject, type=type_, ts=ts, body=body)
         )
 
     def served(self, ts: int, size: int | None = None) -> ServedTreeHead:
@@ -238,7 +240,7 @@ def make_bad_log(world: World) -> tuple[Log, dict[str, str]]:
     sx, idx = identity("x", "citizen", None, None)
     e0 = log.add(x, "identity", idx)
     log.add(x, "key", enc_key("x", x, "citizen", None, sx, 0))
-    dup = transparency.next_event(
+    dup = logevents.next_event(
         e0, subject=x, type="key", ts=NOW + 3000, body=enc_key("x", x, "citizen", None, sx, 1)
     )
     log.append(dup)
@@ -248,7 +250,7 @@ def make_bad_log(world: World) -> tuple[Log, dict[str, str]]:
     log.add(w, "identity", idw2)
     su, idu = identity("u", "citizen", None, None)
     log.add(u, "identity", idu)
-    bad = transparency.make_event(
+    bad = logevents.make_event(
         subject=u, seq=1, prev=bytes(32), type="key", ts=NOW + 7000,
         body=enc_key("u", u, "citizen", None, su, 0),
     )  # fmt: skip
@@ -409,8 +411,8 @@ def build() -> dict[str, Any]:
         ("citizen (key revoked)", w.citizen2.id),
     ]:  # fmt: skip
         response = log.keys_response(subject, full)
-        verified = transparency.verify_keys_response(response, subject, log.log_pk, now=VERIFY_AT)
-        state = transparency.replay(verified.events, org_roots=org_roots, orgs=orgs)
+        verified = logevents.verify_keys_response(response, subject, log.log_pk, now=VERIFY_AT)
+        state = keystate.replay(verified.events, org_roots=org_roots, orgs=orgs)
         if state.kind == "org":
             orgs[subject] = state
         states[subject] = state
@@ -504,10 +506,8 @@ def build() -> dict[str, Any]:
         "name": "replay: identity changed without a rotation link", "error": "IdentityChanged",
         **bad_base, "subject": ids["w"], "response": bad.keys_response(ids["w"], bad_full),
     })  # fmt: skip
-    w_events = [transparency.parse_leaf(bad.leaves[i]) for i, _ in bad.chains[ids["w"]]]
-    accepted = transparency.replay(
-        w_events, accepted_identities=[w_events[1]["body"]["cert"]["kid"]]
-    )
+    w_events = [logevents.parse_leaf(bad.leaves[i]) for i, _ in bad.chains[ids["w"]]]
+    accepted = keystate.replay(w_events, accepted_identities=[w_events[1]["body"]["cert"]["kid"]])
     cases.append({
         "name": "subject: unlinked identity change the user accepted", "check": "subject",
         "log_pk": log_pk, "now": VERIFY_AT, "subject": ids["w"], "org_roots": [org_root],
@@ -520,8 +520,8 @@ def build() -> dict[str, Any]:
     # the owner's self-check
     c_events = [e for _, e in log.chains[c.id]]
     own_kids = [_kid(x) for x in c.identities] + [_kid(x) for x in c.keys[:-1]]
-    remembered = transparency.chain_head(c_events[:3])
-    check = transparency.self_check(c_events, remembered, own_kids)
+    remembered = logevents.chain_head(c_events[:3])
+    check = monitor.self_check(c_events, remembered, own_kids)
     cases.append({
         "name": "self-check: a key the owner did not make", "check": "self_check",
         "events": c_events, "remembered": remembered, "own_kids": own_kids,
@@ -532,7 +532,7 @@ def build() -> dict[str, Any]:
     cases.append({
         "name": "self-check: nothing foreign since the last login", "check": "self_check",
         "events": c_events, "remembered": remembered, "own_kids": all_kids,
-        "head": transparency.chain_head(c_events), "foreign": [],
+        "head": logevents.chain_head(c_events), "foreign": [],
     })  # fmt: skip
     reject.append({
         "name": "self-check: remembered event replaced", "error": "ForkDetected",
@@ -552,7 +552,7 @@ def build() -> dict[str, Any]:
         ("audit: a malformed leaf and a leaf 0 that is no server key",
          [log.leaves[1], b"{}", log.leaves[2]], None),
     ]:  # fmt: skip
-        auditor = transparency.Auditor()
+        auditor = monitor.Auditor()
         findings = auditor.extend(leaves)
         cases.append({
             "name": name, "check": "audit", "leaves": [b64e(x) for x in leaves],

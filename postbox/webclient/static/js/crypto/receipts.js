@@ -272,7 +272,7 @@ export function signRead({
 /**
  * Verify a read receipt under the reader's verified identity certificate (an identity of
  * read.reader). Whether it was current at read.read is the caller's check
- * (SubjectState.identityValidAt in transparency.js).
+ * (SubjectState.identityValidAt in keystate.js).
  */
 export function verifyRead(signed, readerIdentity) {
   const s = wire(signed);

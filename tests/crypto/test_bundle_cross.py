@@ -4,7 +4,7 @@ One Node run (tests/js/tools/bundle_cross.mjs) also evaluates, on a corpus built
 passphrase rules and strength estimate, login normalisation, origin checks, login
 signatures and fake salts, which must agree with Python exactly. The corpus keeps to
 characters assigned in both Python's Unicode tables (14.0) and Node's (newer): where the
-versions differ, the results may differ too (documented in bundle.py).
+versions differ, the results may differ too (documented in passphrase.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from support.node import run_tool
 
 from postbox.crypto import bundle as B
 from postbox.crypto import login as L
+from postbox.crypto import passphrase as P
 from postbox.crypto import recovery as R
 from postbox.crypto.encoding import b64d, b64e
 from postbox.crypto.errors import CryptoError
@@ -57,7 +58,7 @@ WORDS = ["password", "P4ssw0rd", "sommer", "qwertz", "şifre", "пароль", "
 
 def passphrase_corpus() -> list[str]:
     rng = random.Random(20260101)
-    out = ["", "a", "Sommer2024!", "correct horse battery staple", B.generate_passphrase()]
+    out = ["", "a", "Sommer2024!", "correct horse battery staple", P.generate_passphrase()]
     for _ in range(600):
         parts = []
         for _ in range(rng.randint(1, 6)):
@@ -197,7 +198,7 @@ def test_node_seals_python_opens(exchange: dict[str, Any]) -> None:
         == (exchange["node_pks"])
     )
     assert b64e(R.recovery_keys(rk).auth_pk) == answer["node_recovery"]["auth_pk"]
-    assert B.passphrase_problem(answer["generated"]) is None
+    assert P.passphrase_problem(answer["generated"]) is None
 
 
 def test_passphrase_rules_agree(exchange: dict[str, Any]) -> None:
@@ -206,9 +207,9 @@ def test_passphrase_rules_agree(exchange: dict[str, Any]) -> None:
     assert len(node) == len(corpus)
     reasons = set()
     for text, (bits, problem) in zip(corpus, node, strict=True):
-        assert [B.passphrase_strength(text), B.passphrase_problem(text)] == [bits, problem], text
+        assert [P.passphrase_strength(text), P.passphrase_problem(text)] == [bits, problem], text
         reasons.add(problem)
-    assert set(B.REASONS) - {"too_long"} <= reasons  # the corpus exercises every rule
+    assert set(P.REASONS) - {"too_long"} <= reasons  # the corpus exercises every rule
 
 
 def test_login_rules_agree(exchange: dict[str, Any]) -> None:
@@ -234,7 +235,7 @@ def _fake_salt_b64(k_fake: bytes, login: str) -> str:
 
 def test_constants_agree(exchange: dict[str, Any]) -> None:
     constants = exchange["answer"]["constants"]
-    assert constants["common_words"] == sorted(B.COMMON_WORDS)
+    assert constants["common_words"] == sorted(P.COMMON_WORDS)
     assert constants["numbers"] == [
         B.DEFAULT_OPS,
         B.DEFAULT_MEM,
@@ -242,16 +243,16 @@ def test_constants_agree(exchange: dict[str, Any]) -> None:
         B.MAX_OPS,
         B.MIN_MEM,
         B.MAX_MEM,
-        B.STRENGTH_THRESHOLD_BITS,
-        B.MAX_PASSPHRASE_CHARS,
-        B.POOL_LOWER,
-        B.POOL_UPPER,
-        B.POOL_DIGIT,
-        B.POOL_SYMBOL,
-        B.POOL_OTHER,
-        B.WORD_QUARTER_BITS,
+        P.STRENGTH_THRESHOLD_BITS,
+        P.MAX_PASSPHRASE_CHARS,
+        P.POOL_LOWER,
+        P.POOL_UPPER,
+        P.POOL_DIGIT,
+        P.POOL_SYMBOL,
+        P.POOL_OTHER,
+        P.WORD_QUARTER_BITS,
         B.FIRST_GEN,
         B.MAX_GEN,
     ]
-    assert constants["reasons"] == list(B.REASONS)
+    assert constants["reasons"] == list(P.REASONS)
     assert constants["separators"] == sorted(R.SEPARATORS)

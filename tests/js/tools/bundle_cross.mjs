@@ -8,6 +8,7 @@
 import * as B from '../../../postbox/webclient/static/js/crypto/bundle.js';
 import * as R from '../../../postbox/webclient/static/js/crypto/recovery.js';
 import * as L from '../../../postbox/webclient/static/js/crypto/login.js';
+import * as P from '../../../postbox/webclient/static/js/crypto/passphrase.js';
 import { readFileSync } from 'node:fs';
 import { b64d, b64e } from '../../../postbox/webclient/static/js/crypto/encoding.js';
 
@@ -29,7 +30,7 @@ const fromPyRecovery = R.openRecoveryBundle(req.py_recovery.bundle, rk, account)
 const mine = B.sealPassBundle(req.node_seal.private_keys, req.node_seal.passphrase, account);
 const myRk = R.generateRecoveryKey();
 const myRecovery = R.sealRecoveryBundle(req.node_seal.private_keys, myRk, account);
-const generated = B.generatePassphrase();
+const generated = P.generatePassphrase();
 
 const answer = {
   py_pass: { private_keys: fromPy.privateKeys, auth_pk: b64e(fromPy.keys.authPk) },
@@ -42,14 +43,14 @@ const answer = {
   },
   generated,
   constants: {
-    common_words: [...B.COMMON_WORDS].sort(),
+    common_words: [...P.COMMON_WORDS].sort(),
     numbers: [B.DEFAULT_OPS, B.DEFAULT_MEM, B.MIN_OPS, B.MAX_OPS, B.MIN_MEM, B.MAX_MEM,
-      B.STRENGTH_THRESHOLD_BITS, B.MAX_PASSPHRASE_CHARS, B.POOL_LOWER, B.POOL_UPPER,
-      B.POOL_DIGIT, B.POOL_SYMBOL, B.POOL_OTHER, B.WORD_QUARTER_BITS, B.FIRST_GEN, B.MAX_GEN],
-    reasons: [...B.REASONS],
+      P.STRENGTH_THRESHOLD_BITS, P.MAX_PASSPHRASE_CHARS, P.POOL_LOWER, P.POOL_UPPER,
+      P.POOL_DIGIT, P.POOL_SYMBOL, P.POOL_OTHER, P.WORD_QUARTER_BITS, B.FIRST_GEN, B.MAX_GEN],
+    reasons: [...P.REASONS],
     separators: [...R.SEPARATORS].sort(),
   },
-  strength: req.passphrases.map((p) => [B.passphraseStrength(p), B.passphraseProblem(p)]),
+  strength: req.passphrases.map((p) => [P.passphraseStrength(p), P.passphraseProblem(p)]),
   logins: req.logins.map((l) => outcome(() => L.normalizeLogin(l))),
   origins: req.origins.map((o) => outcome(() => L.checkOrigin(o))),
   signatures: req.signatures.map((s) => outcome(() => b64e(L.signLogin(

@@ -13,6 +13,7 @@ await mkdir(outdir, { recursive: true });
 await build({
   entryPoints: {
     crypto: join(here, 'static', 'js', 'crypto', 'index.js'),
+    'argon2-worker': join(here, 'static', 'js', 'crypto', 'argon2-worker.js'),
   },
   outdir,
   bundle: true,

@@ -1,0 +1,99 @@
+// tests/vectors/attachment.json in JavaScript: open every blob (whole, in pieces and through
+// decryptStream), recompute size and hash, refuse every reject case by name, check file names.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import {
+  AttachmentDecryptor, blobHash, blobLength, checkFileName, decryptBytes, decryptStream,
+} from '../../postbox/webclient/static/js/crypto/attachment.js';
+import { BLOB } from '../../postbox/webclient/static/js/crypto/domain.js';
+import { b64d } from '../../postbox/webclient/static/js/crypto/encoding.js';
+import { H } from '../../postbox/webclient/static/js/crypto/primitives.js';
+
+const V = JSON.parse(readFileSync(new URL('../vectors/attachment.json', import.meta.url), 'utf8'));
+const SPLITS = [[1e9], [24, 65553], [997], [65552, 3]];
+
+function* splits(data, sizes) {
+  let pos = 0;
+  for (let i = 0; pos < data.length; i += 1) {
+    const size = sizes[i % sizes.length];
+    yield data.subarray(pos, pos + size);
+    pos += size;
+  }
+}
+
+function streamed(blob, key, size, hash, sizes) {
+  const decryptor = new AttachmentDecryptor(key, size, hash);
+  const out = [];
+  for (const piece of splits(blob, sizes)) out.push(...decryptor.update(piece));
+  decryptor.finish();
+  const all = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of out) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return all;
+}
+
+function errorName(fn) {
+  try {
+    fn();
+  } catch (e) {
+    return e.name;
+  }
+  return 'no error';
+}
+
+for (const c of V.cases.filter((x) => x.kind === 'blob')) {
+  test(`attachment vector ${c.name}`, async () => {
+    const key = b64d(c.key, 32);
+    const blob = b64d(c.blob);
+    const hash = b64d(c.hash, 32);
+    const plaintext = b64d(c.plaintext);
+    assert.equal(c.size, blob.length);
+    assert.equal(c.size, blobLength(plaintext.length));
+    assert.deepEqual(hash, blobHash(blob));
+    assert.deepEqual(hash, H(blob, 32, BLOB));
+    assert.deepEqual(decryptBytes(blob, key, c.size, hash), plaintext);
+    for (const s of SPLITS) assert.deepEqual(streamed(blob, key, c.size, hash, s), plaintext);
+    const dec = decryptStream(key, c.size, hash);
+    const parts = [];
+    const source = new ReadableStream({
+      start(controller) {
+        for (const piece of splits(blob, [40000])) controller.enqueue(piece);
+        controller.close();
+      },
+    });
+    for await (const piece of source.pipeThrough(dec)) parts.push(...piece);
+    assert.deepEqual(Uint8Array.from(parts), plaintext);
+    assert.deepEqual(await dec.result, { plainSize: plaintext.length });
+  });
+}
+
+for (const r of V.reject.filter((x) => x.kind === 'blob')) {
+  test(`attachment reject ${r.name}`, () => {
+    const key = b64d(r.key, 32);
+    const blob = b64d(r.blob);
+    const hash = b64d(r.hash, 32);
+    assert.equal(errorName(() => decryptBytes(blob, key, r.size, hash)), r.error);
+    for (const s of SPLITS) {
+      assert.equal(errorName(() => streamed(blob, key, r.size, hash, s)), r.error, `split ${s}`);
+    }
+  });
+}
+
+test('attachment vectors: file names', () => {
+  for (const c of V.cases.filter((x) => x.kind === 'file_name')) checkFileName(c.file_name);
+  for (const r of V.reject.filter((x) => x.kind === 'file_name')) {
+    assert.equal(errorName(() => checkFileName(r.file_name)), r.error, r.name);
+  }
+});
+
+test('attachment vectors: every kind of failure is covered', () => {
+  const errors = new Set(V.reject.map((r) => r.error));
+  for (const name of ['DecryptionFailed', 'TruncatedStream', 'StreamFramingError',
+    'BlobHashMismatch', 'BlobLengthMismatch', 'BadPadding', 'MalformedObject']) {
+    assert.ok(errors.has(name), name);
+  }
+});

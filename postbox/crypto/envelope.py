@@ -13,12 +13,12 @@ them and returns plaintext only when all of them passed.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict, cast
 
 from postbox.crypto import domain, shapes
+from postbox.crypto.attachment import MAX_FILE_NAME_BYTES, check_file_name
 from postbox.crypto.certs import Cert, Revocation, SignedCert, cert_pk, check_valid_at
 from postbox.crypto.certs import verify_rotation as _verify_rotation
 from postbox.crypto.encoding import (
@@ -66,7 +66,7 @@ MAX_RECIPIENTS: Final = 100
 MAX_ATTACHMENTS: Final = 100
 MAX_SUBJECT_BYTES: Final = 1000
 MAX_TYPE_BYTES: Final = 255
-MAX_FILE_NAME_BYTES: Final = 255
+
 AEAD_TAG_BYTES: Final = 16
 #: ciphertext of the largest padded content
 MAX_CT_BYTES: Final = padded_length(MAX_CONTENT) + AEAD_TAG_BYTES
@@ -200,17 +200,6 @@ def _reject_numbers(node: Any, path: str) -> None:
             _reject_numbers(v, f"{path}[{i}]")
 
 
-def _check_file_name(name: str, path: str) -> None:
-    # Kept in step with postbox.crypto.attachment.check_file_name (PROTOCOL.md §6).
-    if (
-        not name
-        or name in (".", "..")
-        or unicodedata.normalize("NFC", name) != name
-        or any(c in "/\\\x00" or unicodedata.category(c) == "Cc" for c in name)
-    ):
-        raise MalformedObject(f"{path}: not an acceptable file name")
-
-
 def check_content(content: Any) -> Content:
     """Validate decrypted (or to-be-sealed) content."""
     shapes.check(CONTENT_SHAPE, content, "content")
@@ -218,7 +207,10 @@ def check_content(content: Any) -> Content:
     if c["form"] is not None:
         _reject_numbers(c["form"]["data"], "content.form.data")
     for i, a in enumerate(c["attachments"]):
-        _check_file_name(a["name"], f"content.attachments[{i}].name")
+        try:
+            check_file_name(a["name"])
+        except MalformedObject as exc:
+            raise MalformedObject(f"content.attachments[{i}].name: {exc}") from exc
         if not a["type"].isascii():
             raise MalformedObject(f"content.attachments[{i}].type: must be ASCII")
     return c

@@ -17,14 +17,13 @@ import {
   sign, signKeypair, verify,
 } from './primitives.js';
 import { certPk, checkValidAt, verifyRotation } from './certs.js';
-import { checkFileName } from './attachment.js';
+import { MAX_FILE_NAME_BYTES, checkFileName } from './attachment.js';
 
 export const KINDS = Object.freeze(['message', 'application', 'info_request', 'decision', 'withdrawal', 'fitconnect']);
 export const MAX_RECIPIENTS = 100;
 export const MAX_ATTACHMENTS = 100;
 export const MAX_SUBJECT_BYTES = 1000;
 export const MAX_TYPE_BYTES = 255;
-export const MAX_FILE_NAME_BYTES = 255;
 export const AEAD_TAG_BYTES = 16;
 export const MAX_CT_BYTES = paddedLength(MAX_CONTENT) + AEAD_TAG_BYTES;
 

@@ -56,11 +56,13 @@ jstest: install
 
 bench-smoke: install
 	$(BIN)/python bench/crypto.py --smoke
+	$(BIN)/python bench/merkle.py --smoke
 
 test: lint typecheck pytest jstest bench-smoke
 
 bench: install
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/merkle.py
 
 vectors: install
 	$(BIN)/python tests/vectors/generate.py

@@ -22,6 +22,12 @@ Attachments (PROTOCOL.md §6), on the same random data in the same run:
 - ``attachment_piped_ratio``: the same, with every chunk piped at once from the encryptor
   into the decryptor (and push → pull for the baseline); the two hashes then share the
   second core with each other and with the cipher.
+- ``envelope_ops_s_python`` / ``envelope_ops_s_node``: seal + open per second of a 4 KiB
+  message from a team (signed by a caseworker) to two citizen mailboxes, each seal making
+  three sealed keys (two recipients and the team's sent copy), each open running every
+  recipient check of PROTOCOL.md §5.
+- ``argon2id_s_python`` / ``argon2id_s_node``: median seconds of one Argon2id derivation
+  with the default parameters (ops 3, 64 MiB), PyNaCl and libsodium.js (WASM).
 - ``rss_growth_mib``: peak RSS growth while a 1 GiB file is encrypted and the blob piped,
   chunk by chunk, into the decryptor. It runs in a fresh child process so that what other
   sections allocate cannot hide (or inflate) the peak: ``ru_maxrss`` is a lifetime maximum.
@@ -40,17 +46,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.bindings as sodium
 
-from postbox.crypto import domain
+from postbox.crypto import certs, domain, envelope
 from postbox.crypto.attachment import (
     CHUNK_BYTES,
     AttachmentDecryptor,
     AttachmentEncryptor,
     blob_length,
 )
+from postbox.crypto.bundle import DEFAULT_MEM, DEFAULT_OPS, derive_pass_keys
+from postbox.crypto.encoding import b64e
 from postbox.crypto.errors import BlobHashMismatch
+from postbox.crypto.primitives import box_keypair, sign_keypair
 
 MB = 1_000_000  # MB/s are 10^6 bytes per second
 MIB = 1 << 20
@@ -347,8 +357,134 @@ def attachment_memory(cfg: Config) -> Result:
     return result
 
 
+# --- envelopes and Argon2id -----------------------------------------------------------------
+def _bench_seed(label: str, n: int = 32) -> bytes:
+    return hashlib.blake2b(f"bench/{label}".encode(), digest_size=n).digest()
+
+
+def envelope_python(cfg: Config) -> Result:
+    now = int(time.time() * 1000)
+    org = b64e(_bench_seed("org", 16))
+
+    def party(label: str, kind: certs.Kind) -> tuple[str, certs.Cert, bytes, bytes]:
+        pid = b64e(_bench_seed(label, 16))
+        sk = _bench_seed("enc/" + label)
+        pk, _ = box_keypair(sk)
+        enc = certs.make_cert(
+            subject=pid,
+            kind=kind,
+            org=None if kind == "citizen" else org,
+            use="encrypt",
+            pk=pk,
+            created=now - 1000,
+            expires=now + 10**10,
+        )
+        return pid, enc, pk, sk
+
+    team, team_enc, _, _ = party("team", "team")
+    alice, alice_enc, alice_pk, alice_sk = party("alice", "citizen")
+    bob, bob_enc, _, _ = party("bob", "citizen")
+    cw_seed = _bench_seed("sign/caseworker")
+    caseworker = b64e(_bench_seed("caseworker", 16))
+    cw_identity = certs.make_cert(
+        subject=caseworker,
+        kind="caseworker",
+        org=org,
+        use="sign",
+        pk=sign_keypair(cw_seed)[0],
+        created=now - 1000,
+    )
+    recipients = {team: team_enc, alice: alice_enc, bob: bob_enc}
+    keys = {alice_enc["kid"]: (alice_pk, alice_sk)}
+    body = "x" * 4096
+
+    def once(i: int) -> None:
+        content: dict[str, Any] = {
+            "subject": "Bench",
+            "body": body,
+            "format": "text",
+            "form": None,
+            "attachments": [],
+            "in_reply_to": None,
+            "sth": {"size": 1, "root": b64e(_bench_seed("root"))},
+        }
+        sealed = envelope.seal_message(
+            content=content,
+            message_id=b64e(_bench_seed(f"m{i}", 16)),
+            kind="message",
+            from_=team,
+            signer=caseworker,
+            signer_seed=cw_seed,
+            to=[alice, bob],
+            recipients=recipients,
+            thread=None,
+            case=None,
+            created=now,
+        )
+        envelope.open_message(
+            sealed.body,
+            mailbox=alice,
+            keys=keys,
+            sender=cw_identity,
+            sender_team_org=org,
+            sth_check=lambda size, root: None,
+        )
+
+    seconds = 0.5 if cfg.smoke else 5.0
+    for i in range(20):
+        once(i)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        once(n)
+        n += 1
+    ops = n / (time.perf_counter() - start)
+    log(f"envelope seal + open (4 KiB, two recipients), Python: {ops:.0f} ops/s")
+    return {"envelope_ops_s_python": round(ops)}
+
+
+def argon2_python(cfg: Config) -> Result:
+    runs = 1 if cfg.smoke else 7
+    derive_pass_keys("warm-up", _bench_seed("salt", 16), DEFAULT_OPS, DEFAULT_MEM)
+    times = []
+    for i in range(runs):
+        salt = _bench_seed(f"s{i}", 16)
+        start = time.perf_counter()
+        derive_pass_keys(f"correct horse {i}", salt, DEFAULT_OPS, DEFAULT_MEM)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    log(f"Argon2id ops {DEFAULT_OPS}, {DEFAULT_MEM // MIB} MiB, Python: {median:.3f} s median")
+    return {
+        "argon2id_s_python": round(median, 3),
+        "argon2id_ops": DEFAULT_OPS,
+        "argon2id_mem_mib": DEFAULT_MEM // MIB,
+    }
+
+
+def node_section(cfg: Config) -> Result:
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crypto_node.mjs")
+    args = ["0.5", "1"] if cfg.smoke else ["5", "7"]
+    child = subprocess.run(
+        ["node", script, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: Result = json.loads(child.stdout.strip().splitlines()[-1])
+    log(
+        f"envelope seal + open, Node: {result['envelope_ops_s_node']} ops/s; "
+        f"Argon2id, Node: {result['argon2id_s_node']} s median"
+    )
+    return result
+
+
 # --- driver --------------------------------------------------------------------------------
-SECTIONS: list[Callable[[Config], Result]] = [attachment_memory, attachment_throughput]
+SECTIONS: list[Callable[[Config], Result]] = [
+    attachment_memory,
+    attachment_throughput,
+    envelope_python,
+    argon2_python,
+    node_section,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

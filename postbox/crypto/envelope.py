@@ -255,7 +255,11 @@ def parse_wire(body: bytes) -> Wire:
 
 
 def message_digest(header: Header, nonce: bytes, ct: bytes) -> bytes:
-    h = cj(header)
+    return _digest(cj(header), nonce, ct)
+
+
+def _digest(header_bytes: bytes, nonce: bytes, ct: bytes) -> bytes:
+    h = header_bytes
     return H(domain.MESSAGE + u32(len(h)) + h + nonce + ct, DIGEST_BYTES)
 
 
@@ -341,8 +345,9 @@ def seal_message(
     except MalformedObject as exc:
         raise MalformedEnvelope(str(exc)) from exc
     _check_header_rules(header)
-    ct = aead_encrypt(mk, nonce, pad(cj(c)), cj(header))
-    digest = message_digest(header, nonce, ct)
+    header_bytes = cj(header)  # the AAD and the signed digest use the same bytes
+    ct = aead_encrypt(mk, nonce, pad(cj(c)), header_bytes)
+    digest = _digest(header_bytes, nonce, ct)
     wire: Wire = {
         "header": header,
         "nonce": b64e(nonce),
@@ -360,6 +365,10 @@ def verify_signature(wire: Wire, signer_identity: Cert) -> bytes:
     The server calls this (after :func:`parse_wire`) with the signer's current identity
     certificate from its directory; recipients call it through :func:`open_message`.
     """
+    return _verify_signature(wire, signer_identity, cj(wire["header"]), b64d(wire["ct"]))
+
+
+def _verify_signature(wire: Wire, signer_identity: Cert, header_bytes: bytes, ct: bytes) -> bytes:
     header = wire["header"]
     if (
         signer_identity["use"] != "sign"
@@ -367,7 +376,7 @@ def verify_signature(wire: Wire, signer_identity: Cert) -> bytes:
         or signer_identity["kid"] != header["sender_kid"]
     ):
         raise CertificateInvalid("sender_kid is not the signer's identity key")
-    digest = wire_digest(wire)
+    digest = _digest(header_bytes, b64d(wire["nonce"], NONCE_BYTES), ct)
     verify(cert_pk(signer_identity), digest, b64d(wire["signature"], SIGNATURE_BYTES))
     return digest
 
@@ -474,7 +483,9 @@ def _open_until_sth(
             raise IdentityChanged("signer identity changed without a valid link") from exc
 
     # 6. the signature
-    digest = verify_signature(w, sender)
+    header_bytes = cj(header)  # used as the signed header and as the AAD
+    ct = b64d(w["ct"])
+    digest = _verify_signature(w, sender, header_bytes, ct)
 
     # 7. the key commitment over the unsealed mk
     mk = seal_open(b64d(sealed_entries[0]["sealed"], SEALED_KEY_BYTES), my_pk, my_sk)
@@ -482,7 +493,7 @@ def _open_until_sth(
         raise KeyCommitmentMismatch("message key does not match the commitment")
 
     # 8. AEAD
-    padded = aead_decrypt(mk, b64d(w["nonce"], NONCE_BYTES), b64d(w["ct"]), cj(header))
+    padded = aead_decrypt(mk, b64d(w["nonce"], NONCE_BYTES), ct, header_bytes)
 
     # 9. padding and canonical content
     content = check_content(parse_canonical(unpad(padded)))

@@ -13,9 +13,9 @@ them and returns plaintext only when all of them passed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, NotRequired, Required, TypedDict, Unpack, cast
 
 from postbox.crypto import domain, shapes
 from postbox.crypto.attachment import MAX_FILE_NAME_BYTES, check_file_name
@@ -426,10 +426,10 @@ def _open_until_sth(
     mailbox: str,
     keys: Mapping[str, tuple[bytes, bytes]],
     sender: Cert,
-    sender_signed: SignedCert | None,
-    pinned: Cert | None,
-    revocations: Iterable[Revocation],
-    sender_team_org: str | None,
+    sender_signed: SignedCert | None = None,
+    pinned: Cert | None = None,
+    revocations: Iterable[Revocation] = (),
+    sender_team_org: str | None = None,
 ) -> _Decrypted:
     w = parse_wire(bytes(wire)) if isinstance(wire, bytes | bytearray) else check_wire(wire)
     header = w["header"]
@@ -518,24 +518,27 @@ def _finish(d: _Decrypted) -> Opened:
     return Opened(d.header, d.content, d.digest, d.sender, d.from_team, attachments)
 
 
+class Recipient(TypedDict):
+    """Who opens a message, and what they know about its sender (see :func:`open_message`)."""
+
+    mailbox: Required[str]
+    keys: Required[Mapping[str, tuple[bytes, bytes]]]
+    sender: Required[Cert]
+    sender_signed: NotRequired[SignedCert | None]
+    pinned: NotRequired[Cert | None]
+    revocations: NotRequired[Iterable[Revocation]]
+    sender_team_org: NotRequired[str | None]
+
+
 def open_message(
-    wire: bytes | Mapping[str, Any],
-    *,
-    mailbox: str,
-    keys: Mapping[str, tuple[bytes, bytes]],
-    sender: Cert,
-    sth_check: SthCheck,
-    sender_signed: SignedCert | None = None,
-    pinned: Cert | None = None,
-    revocations: Iterable[Revocation] = (),
-    sender_team_org: str | None = None,
+    wire: bytes | Mapping[str, Any], *, sth_check: SthCheck, **recipient: Unpack[Recipient]
 ) -> Opened:
     """Open a message for ``mailbox``, running every recipient check of §5 in order.
 
     * ``keys``: kid → (pk, sk) of the certified encryption keys this mailbox holds
       (current and retired; for a team, the keys obtained through verified team wraps).
     * ``sender``: the signer's identity certificate, already verified against the
-      directory and log (``postbox.crypto.transparency``); ``revocations`` those known
+      directory and log (``postbox.crypto.keystate``); ``revocations`` those known
       for it; ``sender_signed`` the served form, needed when it differs from ``pinned``.
     * ``sender_team_org``: when ``from`` is a team mailbox, the org owning it (from the
       team's verified certificate); ``None`` when ``from`` is a personal mailbox.
@@ -545,43 +548,16 @@ def open_message(
     Attachments are verified later, by length, hash and framing, when they are fetched
     (``postbox.crypto.attachment``); :class:`Opened` carries what that needs.
     """
-    d = _open_until_sth(
-        wire,
-        mailbox=mailbox,
-        keys=keys,
-        sender=sender,
-        sender_signed=sender_signed,
-        pinned=pinned,
-        revocations=revocations,
-        sender_team_org=sender_team_org,
-    )
+    d = _open_until_sth(wire, **recipient)
     # 10. the sender's tree head against our own view (fork alarm)
     sth_check(d.content["sth"]["size"], b64d(d.content["sth"]["root"], KEY_BYTES))
     return _finish(d)
 
 
 async def open_message_async(
-    wire: bytes | Mapping[str, Any],
-    *,
-    mailbox: str,
-    keys: Mapping[str, tuple[bytes, bytes]],
-    sender: Cert,
-    sth_check: AsyncSthCheck,
-    sender_signed: SignedCert | None = None,
-    pinned: Cert | None = None,
-    revocations: Collection[Revocation] = (),
-    sender_team_org: str | None = None,
+    wire: bytes | Mapping[str, Any], *, sth_check: AsyncSthCheck, **recipient: Unpack[Recipient]
 ) -> Opened:
     """:func:`open_message` with an asynchronous tree-head check (it may fetch a proof)."""
-    d = _open_until_sth(
-        wire,
-        mailbox=mailbox,
-        keys=keys,
-        sender=sender,
-        sender_signed=sender_signed,
-        pinned=pinned,
-        revocations=revocations,
-        sender_team_org=sender_team_org,
-    )
+    d = _open_until_sth(wire, **recipient)
     await sth_check(d.content["sth"]["size"], b64d(d.content["sth"]["root"], KEY_BYTES))
     return _finish(d)

@@ -17,8 +17,8 @@ from postbox.crypto.primitives import sign_keypair
 
 PATH = Path(__file__).parents[1] / "vectors" / "receipt.json"
 VECTORS = json.loads(PATH.read_text("utf-8"))
-CASES: list[dict[str, Any]] = VECTORS["cases"]
-REJECTS: list[dict[str, Any]] = VECTORS["reject"]
+CASES: list[dict[str, Any]] = VECTORS["cases"] + VECTORS["other_cases"]
+REJECTS: list[dict[str, Any]] = VECTORS["reject"] + VECTORS["other_reject"]
 
 
 def _by_kind(kind: str) -> list[dict[str, Any]]:

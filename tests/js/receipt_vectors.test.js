@@ -12,12 +12,14 @@ import { deriveKid } from '../../postbox/webclient/static/js/crypto/kid.js';
 import { concatBytes, signKeypair } from '../../postbox/webclient/static/js/crypto/primitives.js';
 
 const VECTORS = JSON.parse(readFileSync(new URL('../vectors/receipt.json', import.meta.url), 'utf8'));
-const byKind = (kind) => VECTORS.cases.filter((c) => c.kind === kind);
+const ALL_CASES = [...VECTORS.cases, ...VECTORS.other_cases];
+const ALL_REJECTS = [...VECTORS.reject, ...VECTORS.other_reject];
+const byKind = (kind) => ALL_CASES.filter((c) => c.kind === kind);
 
 test('every kind is covered', () => {
-  assert.deepEqual(new Set(VECTORS.cases.map((c) => c.kind)),
+  assert.deepEqual(new Set(ALL_CASES.map((c) => c.kind)),
     new Set(['receipt', 'delivery_chain', 'read', 'countersign']));
-  assert.deepEqual(new Set(VECTORS.reject.map((c) => c.check)),
+  assert.deepEqual(new Set(ALL_REJECTS.map((c) => c.check)),
     new Set(['receipt', 'receipt_for', 'delivery_chain', 'read', 'countersign']));
 });
 
@@ -128,7 +130,7 @@ function runReject(c) {
   }
 }
 
-for (const c of VECTORS.reject) {
+for (const c of ALL_REJECTS) {
   test(`reject: ${c.name}`, () => {
     assert.throws(() => runReject(c), (e) => {
       assert.equal(e.name, c.error, e.message);

@@ -357,7 +357,19 @@ def build() -> dict[str, Any]:
             r["rule"] = (
                 "kid must equal derive_kid('sign', pinned key), checked before the signature"
             )
-    return {"cases": cases, "reject": reject}
+
+    # PROTOCOL.md §10 fixes the fields of "cases" for this file (submission receipts:
+    # server_pk, wire, receipt, sig); the other signed objects go in lists of their own so
+    # that an implementation written from §10 alone can read "cases" and "reject" as is.
+    def is_receipt(c: dict[str, Any]) -> bool:
+        return c.get("kind", c.get("check")) in ("receipt", "receipt_for")
+
+    return {
+        "cases": [c for c in cases if is_receipt(c)],
+        "reject": [r for r in reject if is_receipt(r)],
+        "other_cases": [c for c in cases if not is_receipt(c)],
+        "other_reject": [r for r in reject if not is_receipt(r)],
+    }
 
 
 #: rejects that follow from the project's delivery order rule rather than PROTOCOL.md itself

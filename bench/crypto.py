@@ -51,12 +51,8 @@ from typing import Any
 import nacl.bindings as sodium
 
 from postbox.crypto import certs, domain, envelope
-from postbox.crypto.attachment import (
-    CHUNK_BYTES,
-    AttachmentDecryptor,
-    AttachmentEncryptor,
-    blob_length,
-)
+from postbox.crypto.attachment import CHUNK_BYTES, blob_length
+from postbox.crypto.attachment_stream import AttachmentDecryptor, AttachmentEncryptor
 from postbox.crypto.bundle import DEFAULT_MEM, DEFAULT_OPS, derive_pass_keys
 from postbox.crypto.encoding import b64e
 from postbox.crypto.errors import BlobHashMismatch

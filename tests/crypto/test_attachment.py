@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from postbox.crypto import attachment, domain
+from postbox.crypto import attachment_stream, domain
 from postbox.crypto.attachment import (
     ABYTES,
     CHUNK_BYTES,
@@ -20,21 +20,20 @@ from postbox.crypto.attachment import (
     HEADER_BYTES,
     MAX_BLOB,
     MIN_BLOB,
-    AttachmentDecryptor,
-    AttachmentEncryptor,
     BlobHasher,
     blob_hash,
     blob_length,
     check_file_name,
     chunk_count,
-    decrypt_aiter,
-    decrypt_bytes,
-    decrypt_iter,
-    encrypt_aiter,
-    encrypt_bytes,
-    encrypt_iter,
     file_length_bounds,
     padded_length_for_blob,
+)
+from postbox.crypto.attachment_pipe import decrypt_aiter, decrypt_iter, encrypt_aiter, encrypt_iter
+from postbox.crypto.attachment_stream import (
+    AttachmentDecryptor,
+    AttachmentEncryptor,
+    decrypt_bytes,
+    encrypt_bytes,
 )
 from postbox.crypto.errors import (
     BadPadding,
@@ -254,7 +253,7 @@ def test_zero_runs_are_counted_not_stored() -> None:
     pieces = decryptor.update_pieces(blob)
     decryptor.finish()
     assert b"".join(pieces) == data
-    assert sum(p is attachment._ZEROS for p in pieces) == 1  # 64 KiB of the 100 KiB run
+    assert sum(p is attachment_stream._ZEROS for p in pieces) == 1  # 64 KiB of the 100 KiB run
     assert max(map(len, pieces)) == CHUNK_BYTES
     assert decryptor.plain_size == len(data)
 

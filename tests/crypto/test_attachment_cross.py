@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from support.node import run_tool
 
-from postbox.crypto.attachment import blob_hash, blob_length, decrypt_bytes, encrypt_bytes
+from postbox.crypto.attachment import blob_hash, blob_length
+from postbox.crypto.attachment_stream import decrypt_bytes, encrypt_bytes
 from postbox.crypto.encoding import b64d, b64e
 from postbox.crypto.errors import CryptoError
 

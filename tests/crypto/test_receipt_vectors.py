@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import gen_receipt
-import generate
 import pytest
 
 from postbox.crypto import domain, errors, receipts
@@ -124,7 +123,3 @@ def test_reject(case: dict[str, Any]) -> None:
     with pytest.raises(errors.CryptoError) as info:
         _reject(case)
     assert type(info.value).__name__ == case["error"]
-
-
-def test_regenerating_gives_the_committed_file() -> None:
-    assert generate.build("receipt") == PATH.read_text("utf-8")

@@ -5,13 +5,16 @@ import assert from 'node:assert/strict';
 import sodium from 'libsodium-wrappers-sumo';
 import {
   ABYTES, CHUNK_BYTES, CHUNK_CIPHER_BYTES, HEADER_BYTES, MAX_BLOB, MIN_BLOB,
-  AttachmentDecryptor, AttachmentEncryptor, BlobHasher, blobHash, blobLength, checkFileName,
-  chunkCount, decryptBytes, decryptStream, encryptBytes, encryptStream, fileLengthBounds,
-  paddedLengthForBlob,
+  BlobHasher, blobHash, blobLength, checkFileName, chunkCount, fileLengthBounds, paddedLengthForBlob,
 } from '../../postbox/webclient/static/js/crypto/attachment.js';
+import { decryptStream, encryptStream } from '../../postbox/webclient/static/js/crypto/attachment_pipe.js';
+import {
+  AttachmentDecryptor, AttachmentEncryptor, decryptBytes, encryptBytes,
+} from '../../postbox/webclient/static/js/crypto/attachment_stream.js';
 import { BLOB } from '../../postbox/webclient/static/js/crypto/domain.js';
-import { H } from '../../postbox/webclient/static/js/crypto/primitives.js';
+import { H, concatBytes } from '../../postbox/webclient/static/js/crypto/primitives.js';
 import { MAX_FILE, pad, paddedLength } from '../../postbox/webclient/static/js/crypto/padding.js';
+import { errorName, opened, splits } from './helpers.js';
 
 await sodium.ready;
 const TAG = {
@@ -26,42 +29,7 @@ function bytesOf(length, seed = 1) {
   return sodium.randombytes_buf_deterministic(length, sodium.crypto_generichash(32, Uint8Array.of(seed)));
 }
 
-function concat(parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-function* splits(data, sizes) {
-  let pos = 0;
-  for (let i = 0; pos < data.length; i += 1) {
-    const size = sizes[i % sizes.length];
-    yield data.subarray(pos, pos + size);
-    pos += size;
-  }
-}
-
-function opened(blob, key, size, hash, sizes) {
-  const decryptor = new AttachmentDecryptor(key, size, hash);
-  const out = [];
-  for (const piece of splits(blob, sizes)) out.push(...decryptor.update(piece));
-  decryptor.finish();
-  assert.ok(out.every((p) => p.length <= CHUNK_BYTES));
-  return concat(out);
-}
-
-function errorName(fn) {
-  try {
-    fn();
-  } catch (e) {
-    return e.name;
-  }
-  return 'no error';
-}
+const concat = (parts) => concatBytes(...parts);
 
 function rawBlob(key, chunks) {
   const { state, header } = sodium.crypto_secretstream_xchacha20poly1305_init_push(key);

@@ -3,47 +3,16 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import {
-  AttachmentDecryptor, blobHash, blobLength, checkFileName, decryptBytes, decryptStream,
-} from '../../postbox/webclient/static/js/crypto/attachment.js';
+import { blobHash, blobLength, checkFileName } from '../../postbox/webclient/static/js/crypto/attachment.js';
+import { decryptStream } from '../../postbox/webclient/static/js/crypto/attachment_pipe.js';
+import { decryptBytes } from '../../postbox/webclient/static/js/crypto/attachment_stream.js';
 import { BLOB } from '../../postbox/webclient/static/js/crypto/domain.js';
 import { b64d } from '../../postbox/webclient/static/js/crypto/encoding.js';
 import { H } from '../../postbox/webclient/static/js/crypto/primitives.js';
+import { errorName, opened, splits } from './helpers.js';
 
 const V = JSON.parse(readFileSync(new URL('../vectors/attachment.json', import.meta.url), 'utf8'));
 const SPLITS = [[1e9], [24, 65553], [997], [65552, 3]];
-
-function* splits(data, sizes) {
-  let pos = 0;
-  for (let i = 0; pos < data.length; i += 1) {
-    const size = sizes[i % sizes.length];
-    yield data.subarray(pos, pos + size);
-    pos += size;
-  }
-}
-
-function streamed(blob, key, size, hash, sizes) {
-  const decryptor = new AttachmentDecryptor(key, size, hash);
-  const out = [];
-  for (const piece of splits(blob, sizes)) out.push(...decryptor.update(piece));
-  decryptor.finish();
-  const all = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of out) {
-    all.set(p, off);
-    off += p.length;
-  }
-  return all;
-}
-
-function errorName(fn) {
-  try {
-    fn();
-  } catch (e) {
-    return e.name;
-  }
-  return 'no error';
-}
 
 for (const c of V.cases.filter((x) => x.kind === 'blob')) {
   test(`attachment vector ${c.name}`, async () => {
@@ -56,7 +25,7 @@ for (const c of V.cases.filter((x) => x.kind === 'blob')) {
     assert.deepEqual(hash, blobHash(blob));
     assert.deepEqual(hash, H(blob, 32, BLOB));
     assert.deepEqual(decryptBytes(blob, key, c.size, hash), plaintext);
-    for (const s of SPLITS) assert.deepEqual(streamed(blob, key, c.size, hash, s), plaintext);
+    for (const s of SPLITS) assert.deepEqual(opened(blob, key, c.size, hash, s), plaintext);
     const dec = decryptStream(key, c.size, hash);
     const parts = [];
     const source = new ReadableStream({
@@ -78,7 +47,7 @@ for (const r of V.reject.filter((x) => x.kind === 'blob')) {
     const hash = b64d(r.hash, 32);
     assert.equal(errorName(() => decryptBytes(blob, key, r.size, hash)), r.error);
     for (const s of SPLITS) {
-      assert.equal(errorName(() => streamed(blob, key, r.size, hash, s)), r.error, `split ${s}`);
+      assert.equal(errorName(() => opened(blob, key, r.size, hash, s)), r.error, `split ${s}`);
     }
   });
 }

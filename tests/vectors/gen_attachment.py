@@ -37,9 +37,8 @@ from postbox.crypto.attachment import (
     HEADER_BYTES,
     blob_hash,
     blob_length,
-    decrypt_bytes,
-    encrypt_bytes,
 )
+from postbox.crypto.attachment_stream import decrypt_bytes, encrypt_bytes
 from postbox.crypto.encoding import b64d, b64e
 from postbox.crypto.errors import CryptoError
 from postbox.crypto.padding import pad

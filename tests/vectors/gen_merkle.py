@@ -11,8 +11,6 @@ Run ``python tests/vectors/gen_merkle.py`` to rewrite merkle.json (the lead's
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from postbox.crypto.encoding import b64d, b64e, u32
@@ -205,12 +203,3 @@ def build() -> dict[str, Any]:
             continue
         raise AssertionError(f"reject case verifies: {reject['name']}")
     return {"cases": [case], "reject": rejects}
-
-
-def dumps(obj: object) -> str:
-    """The vector file format every generator uses."""
-    return json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    Path(__file__).with_name("merkle.json").write_text(dumps(build()), encoding="utf-8")

@@ -3,8 +3,9 @@
 //   node attachment_cross.mjs encrypt <in.json>   encrypt files through encryptStream
 // Pieces of odd sizes go through the Web Streams API, as a browser upload or download would.
 import { readFileSync } from 'node:fs';
-import { decryptStream, encryptStream } from '../../../postbox/webclient/static/js/crypto/attachment.js';
+import { decryptStream, encryptStream } from '../../../postbox/webclient/static/js/crypto/attachment_pipe.js';
 import { b64d, b64e } from '../../../postbox/webclient/static/js/crypto/encoding.js';
+import { concatBytes } from '../../../postbox/webclient/static/js/crypto/primitives.js';
 
 function source(data, size) {
   let pos = 0;
@@ -22,18 +23,8 @@ function source(data, size) {
 
 async function collect(readable) {
   const parts = [];
-  let total = 0;
-  for await (const piece of readable) {
-    parts.push(piece);
-    total += piece.length;
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  for await (const piece of readable) parts.push(piece);
+  return concatBytes(...parts);
 }
 
 const [mode, path] = process.argv.slice(2);

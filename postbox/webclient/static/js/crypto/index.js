@@ -2,6 +2,8 @@
 // `make install` bundles this file with libsodium-wrappers-sumo into static/dist/crypto.js.
 export * as activation from './activation.js';
 export * as attachment from './attachment.js';
+export * as attachmentPipe from './attachment_pipe.js';
+export * as attachmentStream from './attachment_stream.js';
 export * as bundle from './bundle.js';
 export * as certs from './certs.js';
 export * as crockford from './crockford.js';

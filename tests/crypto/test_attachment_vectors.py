@@ -20,10 +20,10 @@ from postbox.crypto.primitives import H
 
 PATH = Path(gen_attachment.__file__).with_name("attachment.json")
 VECTORS: dict[str, Any] = json.loads(PATH.read_text("utf-8"))
-BLOBS = [c for c in VECTORS["cases"] if c["kind"] == "blob"]
-NAMES = [c for c in VECTORS["cases"] if c["kind"] == "file_name"]
-BLOB_REJECTS = [r for r in VECTORS["reject"] if r["kind"] == "blob"]
-NAME_REJECTS = [r for r in VECTORS["reject"] if r["kind"] == "file_name"]
+BLOBS = VECTORS["cases"]
+NAMES = VECTORS["file_name_cases"]
+BLOB_REJECTS = VECTORS["reject"]
+NAME_REJECTS = VECTORS["file_name_reject"]
 SPLITS = [[10**9], [1], [24, 65_553], [997], [65_552, 3]]
 
 

@@ -126,6 +126,9 @@ def _load() -> dict[str, Any]:
     if not path.exists():
         return {"cases": [], "reject": []}
     data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    # file-name cases live in lists of their own (see build())
+    data["cases"] = data["cases"] + data.get("file_name_cases", [])
+    data["reject"] = data["reject"] + data.get("file_name_reject", [])
     return data
 
 
@@ -326,7 +329,15 @@ def build() -> dict[str, Any]:
     for case in cases:
         if case["kind"] == "blob":
             assert case["size"] == blob_length(len(b64d(case["plaintext"])))
-    return {"cases": cases, "reject": _rejects(cases, previous["reject"])}
+    rejects = _rejects(cases, previous["reject"])
+    # PROTOCOL.md §10 fixes the fields of "cases" for this file (key, plaintext, blob, hash);
+    # file names go in lists of their own so that every case and reject is a blob.
+    return {
+        "cases": [c for c in cases if c["kind"] == "blob"],
+        "reject": [r for r in rejects if r["kind"] == "blob"],
+        "file_name_cases": [c for c in cases if c["kind"] == "file_name"],
+        "file_name_reject": [r for r in rejects if r["kind"] == "file_name"],
+    }
 
 
 def dumps(obj: Any) -> str:

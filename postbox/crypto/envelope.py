@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NotRequired, Required, TypedDict, Unpack, cast
 
 from postbox.crypto import domain, shapes
-from postbox.crypto.attachment import MAX_FILE_NAME_BYTES, check_file_name
+from postbox.crypto.attachment import MAX_FILE_NAME_BYTES, blob_length, check_file_name
 from postbox.crypto.certs import Cert, Revocation, SignedCert, cert_pk, check_valid_at
 from postbox.crypto.certs import verify_rotation as _verify_rotation
 from postbox.crypto.encoding import (
@@ -216,6 +216,17 @@ def check_content(content: Any) -> Content:
     return c
 
 
+def _check_attachments_match_blobs(c: Content, blobs: Sequence[Mapping[str, Any]]) -> None:
+    """The manifest follows ``header.blobs`` in order, and each blob has the length that
+    the file's stated size gives (PROTOCOL.md §6): a wrong length is caught before any
+    byte of the blob is fetched."""
+    if [a["blob"] for a in c["attachments"]] != [b["id"] for b in blobs]:
+        raise MalformedEnvelope("attachments must follow header.blobs in order")
+    for a, b in zip(c["attachments"], blobs, strict=True):
+        if b["size"] != blob_length(a["size"]):
+            raise MalformedEnvelope("a blob's size does not match its file's size")
+
+
 def _check_header_rules(h: Header) -> None:
     to = h["to"]
     if not to:
@@ -305,8 +316,7 @@ def seal_message(
     header entries ``{"id","size","hash"}`` in the order of ``content["attachments"]``.
     """
     c = check_content(dict(content))
-    if [a["blob"] for a in c["attachments"]] != [b["id"] for b in blobs]:
-        raise MalformedEnvelope("attachments must follow header.blobs in order")
+    _check_attachments_match_blobs(c, blobs)
     mk = random_bytes(KEY_BYTES) if mk is None else mk
     nonce = random_bytes(NONCE_BYTES) if nonce is None else nonce
     if len(mk) != KEY_BYTES or len(nonce) != NONCE_BYTES:
@@ -497,8 +507,7 @@ def _open_until_sth(
 
     # 9. padding and canonical content
     content = check_content(parse_canonical(unpad(padded)))
-    if [a["blob"] for a in content["attachments"]] != [b["id"] for b in header["blobs"]]:
-        raise MalformedEnvelope("attachments do not follow header.blobs")
+    _check_attachments_match_blobs(content, header["blobs"])
     return _Decrypted(header, content, digest, sender, from_team)
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from postbox.crypto import certs, domain, envelope
+from postbox.crypto.attachment import blob_length
 from postbox.crypto.encoding import b64d, b64e, cj, u32
 from postbox.crypto.kid import derive_kid
+from postbox.crypto.padding import pad
 from postbox.crypto.primitives import (
     H,
     aead_encrypt,
@@ -77,6 +79,27 @@ CITIZEN = _Party("citizen", "citizen", None)
 CASEWORKER = _Party("caseworker", "caseworker", ORG)
 TEAM = _Party("team", "team", ORG)
 TEAM2 = _Party("team-2", "team", ORG)
+OTHER = _Party("other-citizen", "citizen", None)
+
+# The procedure an application's form belongs to, so that form.digest can be checked.
+PROCEDURE: certs.Procedure = {
+    "v": 1,
+    "org": ORG,
+    "id": _id("procedure"),
+    "version": 3,
+    "schema": {
+        "type": "object",
+        "required": ["surname", "children", "consent"],
+        "properties": {
+            "surname": {"type": "string", "maxLength": 200},
+            "children": {"type": "string", "pattern": "^[0-9]{1,2}$"},
+            "residence": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "consent": {"type": "boolean", "const": True},
+        },
+    },
+    "labels": {"de": {"surname": "Familienname"}, "en": {"surname": "Surname"}},
+    "documents": [{"name": "passport", "required": True, "max_size": 10 * 1024 * 1024}],
+}
 
 
 def _content(subject: str, body: str, **extra: Any) -> dict[str, Any]:
@@ -270,11 +293,46 @@ def _rejects(base: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+BLOB_SIZE_RULE = (
+    "project choice: a blob's stated size is checked against the file size in the manifest "
+    "when the envelope is opened (PROTOCOL.md §5 and §6 require the length check before any "
+    "attachment plaintext is released; an implementation may instead make it at download)"
+)
+
+
+def _more_rejects(base: dict[str, Any], with_blobs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sender-certificate rules and the blob length rule."""
+    out = []
+    signed_for_other = envelope.seal_message(
+        content=base["content"], message_id=_id("signer-not-from"), kind="message",
+        from_=OTHER.id, signer=CITIZEN.id, signer_seed=CITIZEN.sign_seed, to=[TEAM.id],
+        recipients={OTHER.id: OTHER.enc, TEAM.id: TEAM.enc}, thread=None, case=None,
+        created=NOW, mk=_seed("signer-not-from/mk"), nonce=_seed("signer-not-from/nonce", 24),
+    )  # fmt: skip
+    out.append(_reject("signer-is-not-from", "CertificateInvalid", base, signed_for_other.wire))
+    out.append(_reject("sender-certificate-of-another-account", "CertificateInvalid", base,
+                       base["wire"], signer_identity_cert=CASEWORKER.identity))  # fmt: skip
+    early = envelope.seal_message(
+        content=base["content"], message_id=_id("early"), kind="message", from_=CITIZEN.id,
+        signer=CITIZEN.id, signer_seed=CITIZEN.sign_seed, to=[TEAM.id],
+        recipients={CITIZEN.id: CITIZEN.enc, TEAM.id: TEAM.enc}, thread=None, case=None,
+        created=NOW - YEAR, mk=_seed("early/mk"), nonce=_seed("early/nonce", 24),
+    )  # fmt: skip
+    out.append(_reject("created-before-the-sender-certificate", "CertificateExpired", base,
+                       early.wire))  # fmt: skip
+    x = copy.deepcopy(with_blobs["wire"])
+    x["header"]["blobs"][0]["size"] += 17
+    _resign(with_blobs, x, pad(cj(with_blobs["content"])))
+    out.append(_reject("blob-size-does-not-match-the-file-size", "MalformedEnvelope",
+                       with_blobs, x, rule=BLOB_SIZE_RULE))  # fmt: skip
+    return out
+
+
 def build() -> dict[str, Any]:
     form = {
         "procedure": _id("procedure"),
         "version": 3,
-        "digest": b64e(_seed("form", 64)),
+        "digest": b64e(certs.form_digest(PROCEDURE)),
         "data": {
             "surname": "Yılmaz",
             "children": "2",
@@ -311,7 +369,7 @@ def build() -> dict[str, Any]:
                     _attachment("b", "Мельдебестätigung.jpg", "image/jpeg", 0),
                 ],
             ),
-            [_blob("a", 24 + 135168 + 17 * 3), _blob("b", 24 + 256 + 17)],
+            [_blob("a", blob_length(123456)), _blob("b", blob_length(0))],
             TEAM,
             thread=_id("thread"),
             case=_id("case"),
@@ -340,12 +398,13 @@ def build() -> dict[str, Any]:
             thread=_id("thread"),
         ),
     ]
+    cases[2]["procedure"] = PROCEDURE
     previous = _previous()
     for c in cases:
         old = previous.get(c["name"])
         if old is not None and _deterministic(old) == _deterministic(c):
             c["wire"]["keys"] = old["wire"]["keys"]
-    rejects = _rejects(cases[0])
+    rejects = _rejects(cases[0]) + _more_rejects(cases[0], cases[2])
     old_rejects = {r["name"]: r for r in _previous_rejects()}
     for r in rejects:
         old = old_rejects.get(r["name"])

@@ -17,7 +17,7 @@ import {
   sign, signKeypair, verify,
 } from './primitives.js';
 import { certPk, checkValidAt, verifyRotation } from './certs.js';
-import { MAX_FILE_NAME_BYTES, checkFileName } from './attachment.js';
+import { MAX_FILE_NAME_BYTES, blobLength, checkFileName } from './attachment.js';
 
 export const KINDS = Object.freeze(['message', 'application', 'info_request', 'decision', 'withdrawal', 'fitconnect']);
 export const MAX_RECIPIENTS = 100;
@@ -98,6 +98,20 @@ function asciiCompare(a, b) {
   return a < b ? -1 : a > b ? 1 : 0; // b64 strings are ASCII: UTF-16 order is ASCII order
 }
 
+// The manifest follows header.blobs in order, and each blob has the length that the file's
+// stated size gives (PROTOCOL.md §6): a wrong length is caught before the blob is fetched.
+function checkAttachmentsMatchBlobs(content, blobs) {
+  const attIds = content.attachments.map((a) => a.blob);
+  if (attIds.length !== blobs.length || attIds.some((id, i) => id !== blobs[i].id)) {
+    throw new MalformedEnvelope('attachments must follow header.blobs in order');
+  }
+  content.attachments.forEach((a, i) => {
+    if (blobs[i].size !== blobLength(a.size)) {
+      throw new MalformedEnvelope("a blob's size does not match its file's size");
+    }
+  });
+}
+
 function checkHeaderRules(h) {
   if (h.to.length === 0) throw new MalformedEnvelope('no recipients');
   if (new Set(h.to).size !== h.to.length) throw new MalformedEnvelope('a mailbox appears twice in to');
@@ -161,10 +175,7 @@ export function sealMessage({
   thread = null, caseId = null, created, blobs = [], mk = null, nonce = null,
 }) {
   checkContent(content);
-  const attIds = content.attachments.map((a) => a.blob);
-  if (attIds.length !== blobs.length || attIds.some((id, i) => id !== blobs[i].id)) {
-    throw new MalformedEnvelope('attachments must follow header.blobs in order');
-  }
+  checkAttachmentsMatchBlobs(content, blobs);
   const key = mk ?? randomBytes(KEY_BYTES);
   const iv = nonce ?? randomBytes(NONCE_BYTES);
   if (key.length !== KEY_BYTES || iv.length !== NONCE_BYTES) throw new InvalidKey('mk or nonce has the wrong size');
@@ -321,10 +332,7 @@ export async function openMessage(wireIn, {
   const padded = aeadDecrypt(mk, b64d(wire.nonce, NONCE_BYTES), b64d(wire.ct), cj(h));
   // 9. padding and canonical content
   const content = checkContent(parseCanonical(unpad(padded)));
-  const attIds = content.attachments.map((a) => a.blob);
-  if (attIds.length !== h.blobs.length || attIds.some((id, i) => id !== h.blobs[i].id)) {
-    throw new MalformedEnvelope('attachments do not follow header.blobs');
-  }
+  checkAttachmentsMatchBlobs(content, h.blobs);
   // 10. the sender's tree head against our own view (fork alarm)
   await sthCheck(content.sth.size, b64d(content.sth.root, KEY_BYTES));
   const attachments = content.attachments.map((a, i) => ({

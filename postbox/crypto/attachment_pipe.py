@@ -112,7 +112,13 @@ def encrypt_aiter(
 
 
 def decrypt_iter(
-    source: Iterable[Bytes], key: bytes, size: int, hash: bytes, *, offload_hash: bool = True
+    source: Iterable[Bytes],
+    key: bytes,
+    size: int,
+    hash: bytes,
+    *,
+    file_size: int | None = None,
+    offload_hash: bool = True,
 ) -> Iterator[bytes]:
     """Plaintext pieces of the blob read from ``source``.
 
@@ -120,7 +126,7 @@ def decrypt_iter(
     verified only when the iterator ends without raising (write them to a temporary file
     and rename it after the loop).
     """
-    decryptor = AttachmentDecryptor(key, size, hash, offload_hash=offload_hash)
+    decryptor = AttachmentDecryptor(key, size, hash, file_size=file_size, offload_hash=offload_hash)
 
     def run() -> Iterator[bytes]:
         try:
@@ -134,10 +140,16 @@ def decrypt_iter(
 
 
 def decrypt_aiter(
-    source: AsyncIterable[Bytes], key: bytes, size: int, hash: bytes, *, offload_hash: bool = True
+    source: AsyncIterable[Bytes],
+    key: bytes,
+    size: int,
+    hash: bytes,
+    *,
+    file_size: int | None = None,
+    offload_hash: bool = True,
 ) -> AsyncIterator[bytes]:
     """:func:`decrypt_iter` over an async source; large pieces run on a thread."""
-    decryptor = AttachmentDecryptor(key, size, hash, offload_hash=offload_hash)
+    decryptor = AttachmentDecryptor(key, size, hash, file_size=file_size, offload_hash=offload_hash)
 
     async def run() -> AsyncIterator[bytes]:
         try:

@@ -7,8 +7,9 @@ a byte, then processes the blob in stream order and reports the first failure, s
 error never depends on how the input is split into pieces. It rejects:
 
 =====================  ================================================================
-``BlobLengthMismatch``  the stated size is not the length of any valid blob (checked up
-                        front, before anything is released)
+``BlobLengthMismatch``  the stated size is not the length of any valid blob, or the file
+                        size the manifest states does not fit it (checked up front, before
+                        anything is released) or is not the decrypted file's length
 ``DecryptionFailed``    a chunk that does not authenticate where it sits: a flipped byte
                         anywhere (header, ciphertext, tag), the wrong key, chunks swapped,
                         dropped, duplicated or cut at another boundary (secretstream binds
@@ -77,6 +78,7 @@ from postbox.crypto.encoding import KEY_BYTES
 from postbox.crypto.errors import (
     BadPadding,
     BlobHashMismatch,
+    BlobLengthMismatch,
     CryptoError,
     DecryptionFailed,
     InvalidKey,
@@ -314,13 +316,23 @@ class AttachmentDecryptor:
     """Decrypt and verify one blob, piece by piece.
 
     ``size`` and ``hash`` are the values the signed message header states for the blob;
-    ``size`` is checked before any input is read. ``update`` returns plaintext whose chunk
-    authenticated (provisional: see the module docstring); ``finish`` raises unless the
-    final chunk arrived and the hash matches. After any failure the decryptor refuses all
-    further input.
+    ``size`` is checked before any input is read. ``file_size``, when given, is the file
+    length the signed manifest states: it must fit the blob length up front, and the
+    decrypted file must have exactly that length (:class:`BlobLengthMismatch`). ``update``
+    returns plaintext whose chunk authenticated (provisional: see the module docstring);
+    ``finish`` raises unless the final chunk arrived and the hash matches. After any
+    failure the decryptor refuses all further input.
     """
 
-    def __init__(self, key: bytes, size: int, hash: bytes, *, offload_hash: bool = True) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        size: int,
+        hash: bytes,
+        *,
+        file_size: int | None = None,
+        offload_hash: bool = True,
+    ) -> None:
         key = bytes(key)
         if len(key) != KEY_BYTES:
             raise DecryptionFailed("file key must be 32 bytes")
@@ -329,6 +341,9 @@ class AttachmentDecryptor:
             raise BlobHashMismatch("stated blob hash must be 32 bytes")
         self._padded = padded_length_for_blob(size)
         self._min_file, self._max_file = file_bounds_for_padded(self._padded)
+        if file_size is not None and not self._min_file <= file_size <= self._max_file:
+            raise BlobLengthMismatch("the stated file size does not fit the blob length")
+        self._file_size = file_size
         self._key = key
         self._size = size
         self._expected_hash = hash
@@ -514,6 +529,8 @@ class AttachmentDecryptor:
         digest = self._hash.digest()
         if not equal(digest, self._expected_hash):
             raise self._fail(BlobHashMismatch("blob hash does not match"))
+        if self._file_size is not None and self._plain_size != self._file_size:
+            raise self._fail(BlobLengthMismatch("the file is not the stated size"))
         self._finished = True
 
     def close(self) -> None:
@@ -536,9 +553,11 @@ def encrypt_bytes(data: Bytes, key: bytes | None = None) -> EncryptedBlob:
     return EncryptedBlob(blob, encryptor.key, encryptor.hash)
 
 
-def decrypt_bytes(blob: Bytes, key: bytes, size: int, hash: bytes) -> bytes:
+def decrypt_bytes(
+    blob: Bytes, key: bytes, size: int, hash: bytes, *, file_size: int | None = None
+) -> bytes:
     """Decrypt and verify a whole blob; returns the file only after every check passed."""
-    decryptor = AttachmentDecryptor(key, size, hash)
+    decryptor = AttachmentDecryptor(key, size, hash, file_size=file_size)
     try:
         pieces = decryptor.update_pieces(blob)
         decryptor.finish()

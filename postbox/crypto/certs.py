@@ -681,8 +681,17 @@ _NUMERIC_TYPES: Final = frozenset({"number", "integer"})
 _VALUE_KEYWORDS: Final = frozenset({"const", "default", "enum", "examples"})
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _has_number(value: Any) -> bool:
+    """True if ``value`` is, or contains at any depth, a JSON number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, list):
+        return any(_has_number(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_number(v) for v in value.values())
+    return False
 
 
 def _check_schema_types(node: Any, path: str) -> None:
@@ -698,8 +707,7 @@ def _check_schema_types(node: Any, path: str) -> None:
             raise MalformedObject(f"{path}: schemas use no JSON numbers (use strings)")
         for keyword in _VALUE_KEYWORDS & node.keys():
             value = node[keyword]
-            values = value if isinstance(value, list) and keyword != "const" else [value]
-            if any(_is_number(v) for v in values):
+            if _has_number(value):
                 raise MalformedObject(f"{path}.{keyword}: schemas use no JSON numbers")
         for k, v in node.items():
             _check_schema_types(v, f"{path}.{k}")

@@ -181,7 +181,8 @@ CONTENT_SHAPE = shapes.obj(
         "form": shapes.nullable(_FORM_SHAPE),
         "attachments": shapes.array(_ATTACHMENT_SHAPE, MAX_ATTACHMENTS),
         "in_reply_to": shapes.nullable(shapes.ID),
-        "sth": shapes.obj({"size": shapes.COUNT, "root": shapes.b64(KEY_BYTES)}),
+        # a verified tree head always has at least leaf 0, the server key
+        "sth": shapes.obj({"size": shapes.integer(1), "root": shapes.b64(KEY_BYTES)}),
     }
 )
 
@@ -394,7 +395,11 @@ def _verify_signature(wire: Wire, signer_identity: Cert, header_bytes: bytes, ct
 # --- opening -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Attachment:
-    """One attachment of an opened message: what is needed to fetch and decrypt it."""
+    """One attachment of an opened message: what is needed to fetch and decrypt it.
+
+    Decrypt with ``AttachmentDecryptor(key, blob_size, blob_hash, file_size=size)``
+    (``postbox.crypto.attachment_stream``), which checks length, framing and hash.
+    """
 
     blob: str
     name: str

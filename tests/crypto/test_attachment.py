@@ -631,3 +631,17 @@ def test_bad_file_names(name: str) -> None:
 def test_file_name_must_be_a_string() -> None:
     with pytest.raises(MalformedObject):
         check_file_name(b"name.pdf")  # type: ignore[arg-type]
+
+
+def test_the_manifest_file_size_is_enforced() -> None:
+    """The signed manifest's file size must fit the blob up front and match at the end."""
+    for n in (0, 1, 300, 65_536, 200_000):
+        data = bytes(range(256)) * (n // 256) + bytes(n % 256)
+        blob, key, digest = encrypt_bytes(data)
+        assert decrypt_bytes(blob, key, len(blob), digest, file_size=n) == data
+        low, high = file_length_bounds(len(blob))
+        for wrong in {low, high} - {n}:  # fits the blob length, but is not the file
+            with pytest.raises(BlobLengthMismatch):
+                decrypt_bytes(blob, key, len(blob), digest, file_size=wrong)
+        with pytest.raises(BlobLengthMismatch):  # cannot fit: refused before any byte
+            AttachmentDecryptor(key, len(blob), digest, file_size=high + 1)

@@ -1595,3 +1595,12 @@ def test_signatures_do_not_transfer_between_object_types() -> None:
     mem_as_keycert = sign(a.seed, domain.KEYCERT + cj(m["membership"]))
     with pytest.raises(BadSignature):
         certs.verify_membership({**m, "sig": b64e(mem_as_keycert)}, a.id_cert, w.org_a)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"const": [1]}, {"default": {"n": 2}}, {"enum": [[1, 2]]}, {"examples": [{"a": [3]}]}],
+)
+def test_procedure_schema_with_nested_numbers_is_rejected(schema: dict[str, Any]) -> None:
+    with pytest.raises(MalformedObject):
+        certs.check_procedure(procedure(schema=schema))

@@ -372,3 +372,19 @@ test('checkFileName', () => {
     assert.throws(() => checkFileName(bad), { name: 'MalformedObject' }, JSON.stringify(bad));
   }
 });
+
+test('the manifest file size is enforced', () => {
+  for (const n of [0, 1, 300, 65536, 200000]) {
+    const data = new Uint8Array(n).map((_, i) => i % 251);
+    const { blob, key, hash } = encryptBytes(data);
+    assert.deepEqual(decryptBytes(blob, key, blob.length, hash, { fileSize: n }), data);
+    const [low, high] = fileLengthBounds(blob.length);
+    for (const wrong of new Set([low, high])) {
+      if (wrong === n) continue;
+      assert.throws(() => decryptBytes(blob, key, blob.length, hash, { fileSize: wrong }),
+        (e) => e.name === 'BlobLengthMismatch');
+    }
+    assert.throws(() => new AttachmentDecryptor(key, blob.length, hash, { fileSize: high + 1 }),
+      (e) => e.name === 'BlobLengthMismatch');
+  }
+});

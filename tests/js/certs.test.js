@@ -758,3 +758,9 @@ test('signatures do not transfer between object kinds', () => {
   throwsName(() => certs.verifyProcedure({ ...p, sig: m.sig }, a.idCert), 'BadSignature');
   throwsName(() => certs.verifyTeamCert({ ...TEAM_CERT, sig: p.sig }, a.idCert), 'BadSignature');
 });
+
+test('a schema with numbers nested in const/default/enum/examples is rejected', () => {
+  for (const schema of [{ const: [1] }, { default: { n: 2 } }, { enum: [[1, 2]] }, { examples: [{ a: [3] }] }]) {
+    assert.throws(() => certs.checkProcedure(procedure({ schema })), (e) => e.name === 'MalformedObject');
+  }
+});

@@ -114,8 +114,8 @@ export function encryptStream({ key = null } = {}) {
  * with the precise CryptoError on any failure and closes only after the whole blob verified;
  * `result` resolves to {plainSize} then.
  */
-export function decryptStream(key, size, hash) {
-  const decryptor = new AttachmentDecryptor(key, size, hash);
+export function decryptStream(key, size, hash, { fileSize = null } = {}) {
+  const decryptor = new AttachmentDecryptor(key, size, hash, { fileSize });
   return backpressured(decryptor, {
     async write(chunk, emit) {
       for (const piece of decryptor.pieces(chunk)) await emit(piece);

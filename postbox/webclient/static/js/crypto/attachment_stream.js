@@ -4,7 +4,8 @@
 //
 // Readers check the stated size before reading, then process the blob in stream order and
 // report the first failure (so the error does not depend on how the input is split):
-//   BlobLengthMismatch  the stated size is not the length of any valid blob
+//   BlobLengthMismatch  the stated size is not the length of any valid blob, or the file size
+//                       the manifest states does not fit it or is not the file's length
 //   DecryptionFailed    a chunk does not authenticate (flipped byte, wrong key, chunks
 //                       swapped, dropped, duplicated or cut at another boundary)
 //   StreamFramingError  an authentic chunk with the wrong tag, or bytes past the stated size
@@ -23,7 +24,8 @@
 import { sodium, concatBytes, equal } from './primitives.js';
 import { MARKER, MAX_FILE, paddedLength } from './padding.js';
 import {
-  BadPadding, BlobHashMismatch, DecryptionFailed, InvalidKey, StreamFramingError, TruncatedStream,
+  BadPadding, BlobHashMismatch, BlobLengthMismatch, DecryptionFailed, InvalidKey, StreamFramingError,
+  TruncatedStream,
 } from './errors.js';
 import {
   ABYTES, CHUNK_BYTES, CHUNK_CIPHER_BYTES, HASH_BYTES, HEADER_BYTES, KEY_BYTES,
@@ -179,13 +181,21 @@ export class AttachmentDecryptor {
   #failed = null;
   #finished = false;
 
-  constructor(key, size, hash) {
+  #fileSize = null;
+
+  // `fileSize`, when given, is the file length the signed manifest states: it must fit the
+  // blob length up front, and the decrypted file must have exactly that length.
+  constructor(key, size, hash, { fileSize = null } = {}) {
     checkKey(key, DecryptionFailed);
     if (!(hash instanceof Uint8Array) || hash.length !== HASH_BYTES) {
       throw new BlobHashMismatch('stated blob hash must be 32 bytes');
     }
     this.#padded = paddedLengthForBlob(size);
     [this.#minFile, this.#maxFile] = fileBoundsForPadded(this.#padded);
+    if (fileSize !== null && !(this.#minFile <= fileSize && fileSize <= this.#maxFile)) {
+      throw new BlobLengthMismatch('the stated file size does not fit the blob length');
+    }
+    this.#fileSize = fileSize;
     this.#key = key;
     this.#size = size;
     this.#expectedHash = hash;
@@ -343,6 +353,9 @@ export class AttachmentDecryptor {
     if (!equal(this.#hasher.digest(), this.#expectedHash)) {
       throw this.#fail(new BlobHashMismatch('blob hash does not match'));
     }
+    if (this.#fileSize !== null && this.#plainSize !== this.#fileSize) {
+      throw this.#fail(new BlobLengthMismatch('the file is not the stated size'));
+    }
     this.#finished = true;
   }
 
@@ -375,8 +388,8 @@ export function encryptBytes(data, { key = null } = {}) {
 }
 
 /** Decrypt and verify a whole blob; returns the file only after every check passed. */
-export function decryptBytes(blob, key, size, hash) {
-  const decryptor = new AttachmentDecryptor(key, size, hash);
+export function decryptBytes(blob, key, size, hash, { fileSize = null } = {}) {
+  const decryptor = new AttachmentDecryptor(key, size, hash, { fileSize });
   const pieces = decryptor.update(blob);
   decryptor.finish();
   return concatBytes(...pieces);

@@ -539,6 +539,14 @@ const NUMERIC_TYPES = new Set(['number', 'integer']);
 const VALUE_KEYWORDS = ['const', 'default', 'enum', 'examples'];
 
 // Form data carries no JSON numbers (numbers are strings), so schemas may not ask for any.
+// True if `value` is, or contains at any depth, a JSON number.
+function hasNumber(value) {
+  if (typeof value === 'number') return true;
+  if (Array.isArray(value)) return value.some(hasNumber);
+  if (isPlainObject(value)) return Object.values(value).some(hasNumber);
+  return false;
+}
+
 function checkSchemaTypes(node, path) {
   if (isPlainObject(node)) {
     const t = Object.hasOwn(node, 'type') ? node.type : null;
@@ -548,9 +556,7 @@ function checkSchemaTypes(node, path) {
     }
     for (const keyword of VALUE_KEYWORDS) {
       if (!Object.hasOwn(node, keyword)) continue;
-      const value = node[keyword];
-      const values = Array.isArray(value) && keyword !== 'const' ? value : [value];
-      if (values.some((v) => typeof v === 'number')) {
+      if (hasNumber(node[keyword])) {
         throw new MalformedObject(`${path}.${keyword}: schemas use no JSON numbers`);
       }
     }

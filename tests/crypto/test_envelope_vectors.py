@@ -15,7 +15,7 @@ from postbox.crypto.primitives import box_keypair, seal_open
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "envelope.json").read_text())
 CASES = VECTORS["cases"]
-REJECTS = VECTORS["reject"]
+REJECTS = VECTORS["reject"] + VECTORS["project_reject"]
 
 
 def _keys(case: dict[str, Any]) -> dict[str, tuple[bytes, bytes]]:

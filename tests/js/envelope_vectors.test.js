@@ -60,7 +60,7 @@ for (const c of V.cases) {
   });
 }
 
-for (const r of V.reject) {
+for (const r of [...V.reject, ...V.project_reject]) {
   test(`envelope reject ${r.name} → ${r.error}`, async () => {
     const wire = r.body !== undefined ? b64d(r.body) : cj(r.wire);
     await assert.rejects(open(r, wire), (e) => {

@@ -415,7 +415,13 @@ def build() -> dict[str, Any]:
             and _deterministic({"wire": old["wire"]}) == _deterministic({"wire": r["wire"]})
         ):
             r["wire"] = old["wire"]
-    return {"cases": cases, "reject": rejects}
+    # A reject that follows a project rule rather than PROTOCOL.md goes in a list of its own,
+    # so that "reject" holds only what every conforming implementation must refuse.
+    return {
+        "cases": cases,
+        "reject": [r for r in rejects if "rule" not in r],
+        "project_reject": [r for r in rejects if "rule" in r],
+    }
 
 
 def _deterministic(case: dict[str, Any]) -> Any:
@@ -438,5 +444,6 @@ def _previous() -> dict[str, dict[str, Any]]:
 
 
 def _previous_rejects() -> list[dict[str, Any]]:
-    rejects: list[dict[str, Any]] = _load()["reject"]
+    data = _load()
+    rejects: list[dict[str, Any]] = data["reject"] + data.get("project_reject", [])
     return rejects

@@ -53,7 +53,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, TypedDict, cast, get_args
 
 import nacl.exceptions
 import nacl.pwhash
@@ -100,7 +100,7 @@ DERIVED_BYTES: Final = 64  # kek ‖ auth seed
 AEAD_TAG_BYTES: Final = 16
 
 Kind = Literal["pass", "recovery"]
-KINDS: Final = ("pass", "recovery")
+KINDS: Final = get_args(Kind)
 FIRST_GEN: Final = 1
 MAX_GEN: Final = 2**32 - 1  # gen enters the AAD as u32
 MAX_KEYS: Final = 4096  # per list inside private_keys

@@ -17,7 +17,7 @@ is the caller's job via :func:`check_valid_at` and ``postbox.crypto.transparency
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, TypedDict, cast, get_args
 
 from postbox.crypto import crockford, domain, shapes
 from postbox.crypto.encoding import (
@@ -54,7 +54,7 @@ from postbox.crypto.primitives import (
 )
 
 Kind = Literal["citizen", "caseworker", "connector", "admin", "team"]
-KINDS: Final = ("citizen", "caseworker", "connector", "admin", "team")
+KINDS: Final = get_args(Kind)
 #: identity certificates of these kinds must carry the org root's signature
 ORG_CERTIFIED_KINDS: Final = ("caseworker", "connector", "admin")
 ALGS: Final = {"sign": "ed25519", "encrypt": "x25519-sealbox"}

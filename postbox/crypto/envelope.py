@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NotRequired, Required, TypedDict, Unpack, cast
+from typing import Any, Final, Literal, NotRequired, Required, TypedDict, Unpack, cast, get_args
 
 from postbox.crypto import domain, shapes
 from postbox.crypto.attachment import MAX_FILE_NAME_BYTES, blob_length, check_file_name
@@ -61,7 +61,7 @@ from postbox.crypto.primitives import (
 )
 
 Kind = Literal["message", "application", "info_request", "decision", "withdrawal", "fitconnect"]
-KINDS: Final = ("message", "application", "info_request", "decision", "withdrawal", "fitconnect")
+KINDS: Final = get_args(Kind)
 MAX_RECIPIENTS: Final = 100
 MAX_ATTACHMENTS: Final = 100
 MAX_SUBJECT_BYTES: Final = 1000

@@ -6,14 +6,14 @@ every verifier recomputes it, so a certificate cannot claim another key's id.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from postbox.crypto import domain
 from postbox.crypto.encoding import ID_BYTES, b64e
 from postbox.crypto.primitives import H, equal
 
 Use = Literal["sign", "encrypt"]
-USES: Final = ("sign", "encrypt")
+USES: Final = get_args(Use)
 
 
 def derive_kid(use: Use, pk: bytes) -> str:

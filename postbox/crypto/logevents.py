@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, TypedDict, cast, get_args
 
 from postbox.crypto import certs, shapes
 from postbox.crypto.encoding import b64d, b64e, cj, parse_canonical
@@ -49,16 +49,7 @@ EventType = Literal[
     "member_remove",
     "admin_key",
 ]
-EVENT_TYPES: Final = (
-    "server_key",
-    "org_root",
-    "identity",
-    "key",
-    "revoke",
-    "member_add",
-    "member_remove",
-    "admin_key",
-)
+EVENT_TYPES: Final = get_args(EventType)
 
 
 class ChainHead(TypedDict):

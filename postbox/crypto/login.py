@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from postbox.crypto import domain
 from postbox.crypto.encoding import CHALLENGE_BYTES, KEY_BYTES, SALT_BYTES, u32
@@ -30,7 +30,7 @@ from postbox.crypto.errors import EncodingError, InvalidKey, MalformedObject
 from postbox.crypto.primitives import H, sign, verify
 
 Method = Literal["pass", "recovery"]
-METHODS: Final = ("pass", "recovery")
+METHODS: Final = get_args(Method)
 LABELS: Final = {"pass": domain.LOGIN, "recovery": domain.RECOVERY_LOGIN}
 MAX_LOGIN_BYTES: Final = 254  # the longest e-mail address SMTP allows
 MAX_HOST_CHARS: Final = 253

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, TypedDict, cast, get_args
 
 from postbox.crypto import domain, shapes
 from postbox.crypto.certs import Cert, cert_pk
@@ -68,7 +68,7 @@ LINK_BYTES: Final = 32
 ROOT_BYTES: Final = KEY_BYTES
 
 DeliveryEventName = Literal["available", "notified", "retrieved"]
-DELIVERY_EVENTS: Final = ("available", "notified", "retrieved")
+DELIVERY_EVENTS: Final = get_args(DeliveryEventName)
 
 # ``from`` is a Python keyword, hence the functional form.
 Receipt = TypedDict(

@@ -337,15 +337,16 @@ def memory_child(size: int) -> Result:
     }
 
 
+def _child_json(argv: list[str]) -> Result:
+    """Run a benchmark child process and return the JSON object it prints last."""
+    child = subprocess.run(argv, check=True, capture_output=True, text=True)  # noqa: S603
+    result: Result = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
 def attachment_memory(cfg: Config) -> Result:
     log(f"attachment memory: {cfg.rss_bytes / MIB:.0f} MiB piped encryptor -> decryptor")
-    child = subprocess.run(
-        [sys.executable, __file__, "--memory-child", str(cfg.rss_bytes)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: Result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = _child_json([sys.executable, __file__, "--memory-child", str(cfg.rss_bytes)])
     log(
         f"  peak RSS {result['rss_before_mib']} -> {result['rss_after_mib']} MiB "
         f"(growth {result['rss_growth_mib']} MiB), {result['rss_pipe_mb_s']} MB/s"
@@ -459,13 +460,7 @@ def argon2_python(cfg: Config) -> Result:
 def node_section(cfg: Config) -> Result:
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crypto_node.mjs")
     args = ["0.5", "1"] if cfg.smoke else ["5", "7"]
-    child = subprocess.run(
-        ["node", script, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: Result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = _child_json(["node", script, *args])
     log(
         f"envelope seal + open, Node: {result['envelope_ops_s_node']} ops/s; "
         f"Argon2id, Node: {result['argon2id_s_node']} s median"

@@ -339,7 +339,7 @@ def memory_child(size: int) -> Result:
 
 def _child_json(argv: list[str]) -> Result:
     """Run a benchmark child process and return the JSON object it prints last."""
-    child = subprocess.run(argv, check=True, capture_output=True, text=True)  # noqa: S603
+    child = subprocess.run(argv, check=True, capture_output=True, text=True)
     result: Result = json.loads(child.stdout.strip().splitlines()[-1])
     return result
 

@@ -1,35 +1,114 @@
-"""The ``postbox`` command."""
+"""The ``postbox`` command: the server, its database, and (later) the operator's tools."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ssl
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from postbox import __version__
-from postbox.mailbox.app import Settings, create_app
+from postbox.mailbox.app import create_app
+from postbox.mailbox.db.engine import Database
+from postbox.mailbox.db.migrate import head_revision, upgrade
+from postbox.mailbox.settings import Settings, SettingsError, load_settings
+
+# flag name -> (settings field, help); each is also POSTBOX_<FIELD> and a TOML key
+SERVER_FLAGS: dict[str, tuple[str, str]] = {
+    "--host": ("host", "listen address (default 127.0.0.1)"),
+    "--port": ("port", "listen port (default 8080)"),
+    "--data-dir": ("data_dir", "data folder: SQLite database, blobs, secrets (default ./var)"),
+    "--db": ("db", "database URL, e.g. postgresql+asyncpg://user@host/db (default SQLite)"),
+    "--public-origin": (
+        "public_origin",
+        "origin clients sign at login, e.g. https://postbox.example",
+    ),
+    "--tls-cert": ("tls_cert", "TLS certificate chain (PEM)"),
+    "--tls-key": ("tls_key", "TLS private key (PEM)"),
+    "--trusted-proxy": ("trusted_proxy", "a reverse proxy terminates TLS in front (yes/no)"),
+    "--sqlite-synchronous": ("sqlite_synchronous", "SQLite durability: FULL (default) or NORMAL"),
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML file with settings")
+    for flag, (dest, text) in SERVER_FLAGS.items():
+        parser.add_argument(flag, dest=dest, default=None, help=text)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags: dict[str, Any] = {dest: getattr(args, dest) for dest, _ in SERVER_FLAGS.values()}
+    return load_settings(flags, config=args.config)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = Settings(host=args.host, port=args.port)
-    print(f"Postbox {__version__} listening on http://{settings.host}:{settings.port}")
-    print("Health check: GET /healthz")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    settings = settings_from(args)
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    print(f"Postbox {__version__}")
+    for line in settings.describe():
+        print("  " + line)
+    print("  health check   GET /healthz")
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
+    )
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            return await upgrade(db)
+        finally:
+            await db.dispose()
+
+    before = asyncio.run(run())
+    head = head_revision()
+    if before == head:
+        print(f"database already at {head}")
+    else:
+        print(f"database migrated from {before or 'empty'} to {head}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postbox", description=__doc__)
     parser.add_argument("--version", action="version", version=f"postbox {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the server")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    _add_settings_flags(serve)
     serve.set_defaults(func=_serve)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations (with a lock)")
+    _add_settings_flags(up)
+    up.set_defaults(func=_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except SettingsError as exc:
+        print(f"postbox: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

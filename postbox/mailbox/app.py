@@ -1,42 +1,92 @@
-"""The server's composition root.
+"""The server's composition root: ``create_app(settings)`` builds everything.
 
-At this stage the server answers ``GET /healthz`` only; accounts, the key directory and
-the mailbox arrive with the next issues on this same factory.
+Resources are ``cleanup_ctx`` generators (secrets, database and migrations, then each
+feature's services); routes come from each feature's ``setup_routes``. Tests call this same
+factory. Nothing is global.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from postbox import __version__
+from postbox.mailbox.access import TokenVerifier, auth_middleware, public
+from postbox.mailbox.appkeys import DB, SECRETS, SETTINGS, TOKENS
+from postbox.mailbox.db.engine import Database
+from postbox.mailbox.db.migrate import upgrade
+from postbox.mailbox.errors import ServiceUnavailable
+from postbox.mailbox.http import error_middleware, security_headers_middleware
+from postbox.mailbox.secrets import load_secrets
+from postbox.mailbox.settings import Settings
 
 
 @dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
+class Feature:
+    """A part of the server: services started after the database, and its routes."""
+
+    name: str
+    start: Callable[[web.Application], Awaitable[None]] | None
+    setup_routes: Callable[[web.Application], None]
 
 
+def _features() -> tuple[Feature, ...]:
+    # Each feature registers itself here, one line each, in dependency order.
+    return ()
+
+
+READY = web.AppKey("ready", asyncio.Event)
+
+
+@public
 async def healthz(request: web.Request) -> web.Response:
+    if not request.app[READY].is_set():
+        raise ServiceUnavailable("starting")
     return web.json_response({"status": "ok", "version": __version__})
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request,
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+def _tokens(app: web.Application) -> TokenVerifier | None:
+    return app.get(TOKENS)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[SECRETS] = await asyncio.to_thread(load_secrets, settings.secrets_dir)
+    settings.blobs_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    app[DB] = db
+    try:
+        if settings.migrate_on_start:
+            await upgrade(db)
+        for feature in _features():
+            if feature.start is not None:
+                await feature.start(app)
+        app[READY].set()
+        yield
+    finally:
+        await db.dispose()
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    hsts = settings.origin.startswith("https://")
+    app = web.Application(
+        middlewares=[
+            cast(Middleware, error_middleware),
+            security_headers_middleware(hsts),
+            auth_middleware(_tokens),
+        ],
+        client_max_size=settings.max_json_bytes,
+    )
+    app[SETTINGS] = settings
+    app[READY] = asyncio.Event()
+    app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)
+    for feature in _features():
+        feature.setup_routes(app)
     return app

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, engines for SQLite and PostgreSQL, migrations."""

@@ -1,0 +1,259 @@
+"""Every table, declared once (SQLAlchemy Core).
+
+Conventions: ids are the protocol's 22-character b64 strings; times are integer Unix
+milliseconds; signed objects are stored as their canonical JSON text (``cj``), exactly as
+they were signed and as they are served; secrets derived from client keys are stored only
+peppered or wrapped (see :mod:`postbox.mailbox.secrets`). Nothing here can hold a subject,
+body, form field, file name or file content: those exist only inside ciphertext.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(22)
+KID = String(22)
+TIME = BigInteger
+
+# --- organisations and accounts -------------------------------------------------------------
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("names", Text, nullable=False),  # cj {"de": "...", "en": "...", ...}
+    Column("notification_name", Text, nullable=False),  # neutral name used in e-mails
+    Column("self_registration", Boolean, nullable=False, default=False),
+    Column("root", Text),  # cj of the signed org root, once registered
+    Column("root_fingerprint", String(39)),
+    Column("created", TIME, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # citizen | caseworker | connector | admin | operator
+    Column("kind", String(16), nullable=False),
+    Column("org_id", ID, ForeignKey("organisations.id")),
+    Column("login", Text, unique=True),  # normalised login name, set at activation
+    Column("status", String(16), nullable=False),  # active | disabled
+    # verified by activation code (True), self-registered (False)
+    Column("identity_verified", Boolean, nullable=False, default=False),
+    Column("language", String(16), nullable=False, default="de"),
+    Column("created", TIME, nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("account_id", ID, ForeignKey("accounts.id"), primary_key=True),
+    Column("pass_verifier", LargeBinary(32), nullable=False),  # H(key=K_pepper, auth_pk)
+    Column("recovery_verifier", LargeBinary(32), nullable=False),
+    Column("salt", LargeBinary(16), nullable=False),
+    Column("ops", Integer, nullable=False),
+    Column("mem", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("next_attempt", TIME, nullable=False, default=0),  # per-account delay
+    Column("updated", TIME, nullable=False),
+)
+
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("account_id", ID, ForeignKey("accounts.id"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # pass | recovery
+    Column("gen", BigInteger, nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),  # server-key AEAD of cj(bundle)
+    Column("updated", TIME, nullable=False),
+)
+
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("challenge", LargeBinary(32), primary_key=True),
+    Column("login", Text, nullable=False),
+    Column("expires", TIME, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+    Index("ix_challenges_expires", "expires"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),  # the refresh-token family; "sid" in access tokens
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("method", String(8), nullable=False),  # pass | recovery
+    Column("created", TIME, nullable=False),
+    Column("last_seen", TIME, nullable=False),
+    Column("expires", TIME, nullable=False),
+    Column("revoked", TIME),
+    Column("client", Text, nullable=False, default=""),  # user agent, for the session list
+    Index("ix_sessions_account_id", "account_id"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("hash", LargeBinary(32), primary_key=True),  # H(token); the token is never stored
+    Column("session_id", ID, ForeignKey("sessions.id"), nullable=False),
+    Column("created", TIME, nullable=False),
+    Column("used", TIME),  # rotated; presenting it again revokes the whole family
+    Index("ix_refresh_tokens_session_id", "session_id"),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),  # e.g. "login-ip:<H(address)>"
+    Column("window", TIME, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
+# --- teams ----------------------------------------------------------------------------------
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", ID, primary_key=True),  # the team mailbox id
+    Column("org_id", ID, ForeignKey("organisations.id"), nullable=False),
+    Column("names", Text, nullable=False),  # cj {"de": ..., ...}
+    Column("key_kid", KID),  # current certified team encryption key
+    Column("rotation_pending", Boolean, nullable=False, default=False),
+    Column("created", TIME, nullable=False),
+    Index("ix_teams_org_id", "org_id"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", ID, ForeignKey("teams.id"), primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), primary_key=True),
+    Column("added", TIME, nullable=False),
+    Column("removed", TIME),
+    Index("ix_team_members_account_id", "account_id"),
+)
+
+team_wraps = Table(
+    "team_wraps",
+    metadata,
+    Column("team_id", ID, ForeignKey("teams.id"), primary_key=True),
+    Column("team_kid", KID, primary_key=True),
+    Column("member_id", ID, ForeignKey("accounts.id"), primary_key=True),
+    Column("member_kid", KID, nullable=False),
+    Column("by_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("wrap", Text, nullable=False),  # cj of the signed team wrap (opaque sealed key)
+    Column("created", TIME, nullable=False),
+)
+
+# --- invitations ----------------------------------------------------------------------------
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("org_id", ID, ForeignKey("organisations.id")),
+    Column("kind", String(16), nullable=False),  # the role the new account gets
+    Column("team_id", ID, ForeignKey("teams.id")),
+    Column("authoriser", LargeBinary(32), nullable=False, unique=True),  # act_auth
+    Column("inviter_id", ID, ForeignKey("accounts.id")),  # NULL: the operator CLI
+    Column("created", TIME, nullable=False),
+    Column("expires", TIME, nullable=False),
+    Column("used", TIME),
+    Column("account_id", ID, ForeignKey("accounts.id")),
+    Column("act_mac", LargeBinary(32)),  # the activating client's MAC, for the inviter
+    Column("verified", TIME),  # when the inviting side checked act_mac
+)
+
+# --- key directory and transparency log -------------------------------------------------------
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("kid", KID, primary_key=True),
+    Column("subject", ID, nullable=False),
+    Column("use", String(8), nullable=False),  # sign | encrypt
+    Column("kind", String(16), nullable=False),
+    Column("org_id", ID),
+    Column("served", Text, nullable=False),  # cj of the signed certificate as served
+    Column("created", TIME, nullable=False),
+    Column("expires", TIME),
+    Column("log_index", BigInteger, nullable=False),
+    Column("revoked", TIME),
+    Column("superseded", TIME),
+    Index("ix_certificates_subject_use", "subject", "use"),
+)
+
+log_state = Table(
+    "log_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),  # always 1: the row appends lock
+    Column("size", BigInteger, nullable=False),
+)
+
+log_leaves = Table(
+    "log_leaves",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("subject", ID, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("leaf", LargeBinary, nullable=False),  # cj(event)
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("ts", TIME, nullable=False),
+    UniqueConstraint("subject", "seq"),
+)
+
+log_nodes = Table(
+    "log_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+log_heads = Table(
+    "log_heads",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("ts", TIME, nullable=False),
+    Column("sig", LargeBinary(64), nullable=False),
+    Index("ix_log_heads_size", "size"),
+)
+
+# --- audit log ------------------------------------------------------------------------------
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", TIME, nullable=False),
+    Column("actor", ID),  # account id, or NULL for the operator / the system
+    Column("action", String(40), nullable=False),
+    Column("subject", ID),
+    Column("details", Text, nullable=False),  # cj; metadata only, never secrets
+    Column("prev", LargeBinary(32), nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)

@@ -199,7 +199,7 @@ certificates = Table(
     Column("served", Text, nullable=False),  # cj of the signed certificate as served
     Column("created", TIME, nullable=False),
     Column("expires", TIME),
-    Column("log_index", BigInteger, nullable=False),
+    Column("log_index", BigInteger),  # NULL while a staff identity awaits org certification
     Column("revoked", TIME),
     Column("superseded", TIME),
     Index("ix_certificates_subject_use", "subject", "use"),

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("served", sa.Text(), nullable=False),
         sa.Column("created", sa.BigInteger(), nullable=False),
         sa.Column("expires", sa.BigInteger(), nullable=True),
-        sa.Column("log_index", sa.BigInteger(), nullable=False),
+        sa.Column("log_index", sa.BigInteger(), nullable=True),
         sa.Column("revoked", sa.BigInteger(), nullable=True),
         sa.Column("superseded", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("kid", name=op.f("pk_certificates")),

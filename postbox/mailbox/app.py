@@ -17,7 +17,8 @@ from aiohttp.typedefs import Middleware
 
 from postbox import __version__
 from postbox.mailbox.access import TokenVerifier, auth_middleware, public
-from postbox.mailbox.appkeys import DB, SECRETS, SETTINGS, TOKENS
+from postbox.mailbox.appkeys import CLOCK, DB, SECRETS, SETTINGS, TOKENS
+from postbox.mailbox.clock import Clock, system_clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
 from postbox.mailbox.errors import ServiceUnavailable
@@ -72,7 +73,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await db.dispose()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     hsts = settings.origin.startswith("https://")
     app = web.Application(
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_json_bytes,
     )
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[READY] = asyncio.Event()
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)

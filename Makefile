@@ -57,12 +57,16 @@ jstest: install
 bench-smoke: install
 	$(BIN)/python bench/crypto.py --smoke
 	$(BIN)/python bench/merkle.py --smoke
+	$(BIN)/python bench/login.py --smoke
+	$(BIN)/python bench/keys.py --smoke
 
 test: lint typecheck pytest jstest bench-smoke
 
 bench: install
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/login.py
+	$(BIN)/python bench/keys.py
 
 vectors: install
 	$(BIN)/python tests/vectors/generate.py

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from postbox import __version__
+from postbox import __version__, admin
 from postbox.mailbox.app import create_app
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import head_revision, upgrade
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_sub.add_parser("upgrade", help="apply migrations (with a lock)")
     _add_settings_flags(up)
     up.set_defaults(func=_db_upgrade)
+    admin.register(sub, _add_settings_flags, settings_from)
     return parser
 
 

@@ -16,13 +16,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from postbox import __version__
+from postbox.keys import routes as keys_routes
 from postbox.mailbox.access import TokenVerifier, auth_middleware, public
 from postbox.mailbox.appkeys import CLOCK, DB, SECRETS, SETTINGS, TOKENS
+from postbox.mailbox.auth import routes as auth_routes
 from postbox.mailbox.clock import Clock, system_clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
 from postbox.mailbox.errors import ServiceUnavailable
 from postbox.mailbox.http import error_middleware, security_headers_middleware
+from postbox.mailbox.orgs import routes as orgs_routes
 from postbox.mailbox.secrets import load_secrets
 from postbox.mailbox.settings import Settings
 
@@ -38,7 +41,11 @@ class Feature:
 
 def _features() -> tuple[Feature, ...]:
     # Each feature registers itself here, one line each, in dependency order.
-    return ()
+    return (
+        Feature("keys", keys_routes.start, keys_routes.setup_routes),
+        Feature("auth", auth_routes.start, auth_routes.setup_routes),
+        Feature("orgs", orgs_routes.start, orgs_routes.setup_routes),
+    )
 
 
 READY = web.AppKey("ready", asyncio.Event)

@@ -1,0 +1,443 @@
+"""``postbox admin …``: the operator's tools, on the database directly.
+
+The CLI builds the same settings as ``postbox serve`` (flags, ``POSTBOX_…`` variables, the
+``--config`` TOML file), then starts the same application objects *without* listening:
+``create_app(settings)`` with its start-up (secrets, database, migrations under their lock,
+the key log, the accounts, audit and org services). So every command goes through the
+same service layer as the HTTP API, and running it while servers run is safe: writes are
+transactions, log appends are serialised in the database, secrets are shared files.
+
+Commands (each takes ``--json`` for one machine-readable JSON object on stdout):
+
+* ``org create --name de=… [--name en=…] --notification-name … [--self-registration]``
+* ``org list`` · ``team list ORG``
+* ``org invite-admin ORG [--days N] [--letter FILE] [--language de|en]``: the CLI is the
+  *inviting side* for an organisation's admins. It draws the activation code, registers
+  only its authoriser, prints the code (8 groups of 4) and the link
+  ``<origin>/activate#<code>``, and writes the printable letter (HTML, mode 0600) on request.
+* ``invitation verify ID --code CODE``: after the admin activated, check the activation MAC
+  over the identity the server holds with the code, and only then mark it verified.
+* ``session list [--account ID]`` · ``session revoke ID``
+* ``audit show [--limit N]`` · ``audit verify``
+
+Exit status: 0 done, 1 refused (the problem's code and detail on stderr), 2 bad settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postbox.crypto import activation, certs
+from postbox.crypto.encoding import b64e
+from postbox.crypto.errors import CryptoError
+from postbox.crypto.primitives import random_bytes
+from postbox.mailbox.app import create_app
+from postbox.mailbox.appkeys import AUDIT, CLOCK, DB, INVITATIONS, ORGS, SETTINGS, TEAMS
+from postbox.mailbox.audit import store as audit_store
+from postbox.mailbox.db.schema import sessions
+from postbox.mailbox.errors import BadRequest, Conflict, NotFound, PostboxError
+from postbox.mailbox.invitations.letter import Letter, render_letter
+from postbox.mailbox.orgs.service import NewOrg, display_name
+from postbox.mailbox.settings import Settings
+
+DAY_MS: Final = 24 * 3600 * 1000
+DEFAULT_INVITATION_DAYS: Final = 14
+DEFAULT_AUDIT_LIMIT: Final = 50
+
+AddFlags = Callable[[argparse.ArgumentParser], None]
+SettingsFrom = Callable[[argparse.Namespace], Settings]
+
+
+@dataclass(frozen=True)
+class Output:
+    """A command's result: one JSON object (``--json``) and the lines people read."""
+
+    data: dict[str, Any]
+    lines: list[str]
+
+
+Handler = Callable[[web.Application, argparse.Namespace], Awaitable[Output]]
+
+
+# --- running a command ---------------------------------------------------------------------------
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[web.Application]:
+    """The server's application, started (database, migrations, services) but not listening."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+def _run(handler: Handler, settings_from: SettingsFrom, args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def go() -> Output:
+        async with started(settings) as app:
+            return await handler(app, args)
+
+    try:
+        out = asyncio.run(go())
+    except PostboxError as exc:
+        if args.json:
+            print(json.dumps({"error": exc.code, "detail": exc.detail}, ensure_ascii=False))
+        print(f"postbox admin: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(out.data, ensure_ascii=False, sort_keys=True))
+    else:
+        for line in out.lines:
+            print(line)
+    return 0
+
+
+# --- organisations -------------------------------------------------------------------------------
+def _names(pairs: Sequence[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for pair in pairs:
+        lang, sep, name = pair.partition("=")
+        if not sep:
+            raise BadRequest(f"--name {pair!r}: expected LANG=NAME, e.g. de=Stadt Nürnberg")
+        if lang in names:
+            raise BadRequest(f"--name: {lang} given twice")
+        names[lang] = name
+    return names
+
+
+def _org_json(org: Any) -> dict[str, Any]:
+    data: dict[str, Any] = org.to_json()
+    return data
+
+
+async def org_create(app: web.Application, args: argparse.Namespace) -> Output:
+    cmd = NewOrg.of(_names(args.name), args.notification_name, args.self_registration)
+    org = await app[ORGS].create(cmd)
+    return Output(
+        _org_json(org),
+        [
+            f"organisation {org.id} created: {display_name(org.names)}",
+            f"next: postbox admin org invite-admin {org.id} --letter admin-letter.html",
+        ],
+    )
+
+
+async def org_list(app: web.Application, args: argparse.Namespace) -> Output:
+    orgs = await app[ORGS].all()
+    lines = [
+        f"{o.id}  {display_name(o.names)}  "
+        f"root={o.fingerprint or '-'}  self-registration={'yes' if o.self_registration else 'no'}"
+        for o in orgs
+    ]
+    return Output({"orgs": [_org_json(o) for o in orgs]}, lines or ["no organisations"])
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never overwrite: the letter holds a live code)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+async def org_invite_admin(app: web.Application, args: argparse.Namespace) -> Output:
+    org = await app[ORGS].find(args.org)
+    if org is None:
+        raise NotFound("no such organisation", code="org-not-found")
+    if not 1 <= args.days <= 90:
+        raise BadRequest("--days: between 1 and 90", code="invalid-expiry")
+    letter_path: Path | None = args.letter
+    if letter_path is not None and await asyncio.to_thread(letter_path.exists):
+        raise Conflict(f"{letter_path} exists; the CLI never overwrites a letter", code="exists")
+    code = activation.generate_code()
+    expires = app[CLOCK]() + args.days * DAY_MS
+    invitation = await app[INVITATIONS].create_by_operator(
+        invitation_id=b64e(random_bytes(16)),
+        org_id=org.id,
+        authoriser=activation.act_auth(code),
+        expires=expires,
+    )
+    letter = Letter(
+        code=code,
+        origin=app[SETTINGS].origin,
+        org_name=display_name(org.names, args.language),
+        kind="admin",
+        expires=expires,
+        fingerprint=org.fingerprint,
+        language=args.language,
+    )
+    if letter_path is not None:
+        await asyncio.to_thread(_write_private, letter_path, render_letter(letter))
+    data = {
+        "invitation": invitation.id,
+        "org": org.id,
+        "kind": "admin",
+        "code": letter.grouped_code,
+        "link": letter.link,
+        "expires": expires,
+        "fingerprint": org.fingerprint,
+        "letter": None if letter_path is None else str(letter_path),
+    }
+    lines = [
+        f"invitation {invitation.id} for an admin of {display_name(org.names)}",
+        f"activation code: {letter.grouped_code}",
+        f"link:            {letter.link}",
+        f"valid for {args.days} days; hand it over in person or by a trusted channel",
+    ]
+    if letter_path is not None:
+        lines.append(f"letter written to {letter_path} (mode 0600)")
+    lines.append(f"after activation: postbox admin invitation verify {invitation.id} --code <code>")
+    return Output(data, lines)
+
+
+async def invitation_verify(app: web.Application, args: argparse.Namespace) -> Output:
+    """Check the activation MAC with the code the operator still holds, then mark verified."""
+    try:
+        code = activation.parse_code(args.code)
+    except CryptoError as exc:
+        raise BadRequest(f"--code: {exc}", code="malformed-code") from exc
+    invitation = await app[INVITATIONS].get_by_operator(args.id)
+    if invitation.account is None or invitation.identity is None or invitation.act_mac is None:
+        raise Conflict("the invitation has not been activated yet", code="not-activated")
+    cert = invitation.identity["cert"]
+    try:
+        if cert["subject"] != invitation.account:
+            raise CryptoError("the identity belongs to another account")
+        activation.verify_act_mac(code, cert, invitation.act_mac)
+    except CryptoError as exc:
+        raise Conflict(
+            f"the activation MAC does not match ({type(exc).__name__}): this identity was NOT "
+            "made by the holder of this code; do not certify it",
+            code="act-mac-mismatch",
+        ) from exc
+    done = await app[INVITATIONS].mark_verified_by_operator(invitation.id)
+    fingerprint = certs.fingerprint(certs.cert_pk(cert))
+    return Output(
+        {
+            "invitation": done.id,
+            "account": done.account,
+            "verified": done.verified is not None,
+            "identity_fingerprint": fingerprint,
+        },
+        [
+            f"activation MAC verified: account {done.account} is the holder of the code",
+            f"identity fingerprint: {fingerprint}",
+        ],
+    )
+
+
+async def team_list(app: web.Application, args: argparse.Namespace) -> Output:
+    if await app[ORGS].find(args.org) is None:
+        raise NotFound("no such organisation", code="org-not-found")
+    teams = await app[TEAMS].list_of_org(args.org)
+    lines = [
+        f"{t.id}  {display_name(t.names)}  members={t.member_count}  "
+        f"key={t.key_kid or '-'}{'  ROTATION PENDING' if t.rotation_pending else ''}"
+        for t in teams
+    ]
+    return Output({"teams": [t.to_json() for t in teams]}, lines or ["no teams"])
+
+
+# --- sessions ------------------------------------------------------------------------------------
+# Operator-wide session queries: the auth feature's store answers per account only.
+async def _live_sessions(
+    conn: AsyncConnection, *, account: str | None, now: int
+) -> list[dict[str, Any]]:
+    query = select(sessions).where(sessions.c.revoked.is_(None), sessions.c.expires > now)
+    if account is not None:
+        query = query.where(sessions.c.account_id == account)
+    query = query.order_by(sessions.c.created.desc(), sessions.c.id)
+    return [
+        {
+            "id": r["id"],
+            "account": r["account_id"],
+            "method": r["method"],
+            "created": int(r["created"]),
+            "last_seen": int(r["last_seen"]),
+            "expires": int(r["expires"]),
+            "client": r["client"],
+        }
+        for r in (await conn.execute(query)).mappings().all()
+    ]
+
+
+async def _revoke_session(conn: AsyncConnection, session_id: str, now: int) -> str | None:
+    """Revoke a live session by id; its account, or None if there is no such live session."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked.is_(None), sessions.c.expires > now)
+        .values(revoked=now)
+        .returning(sessions.c.account_id)
+    )
+    row = result.first()
+    return None if row is None else str(row[0])
+
+
+async def session_list(app: web.Application, args: argparse.Namespace) -> Output:
+    async with app[DB].read() as conn:
+        found = await _live_sessions(conn, account=args.account, now=app[CLOCK]())
+    lines = [
+        f"{s['id']}  account={s['account']}  {s['method']}  client={s['client'] or '-'}"
+        for s in found
+    ]
+    return Output({"sessions": found}, lines or ["no live sessions"])
+
+
+async def session_revoke(app: web.Application, args: argparse.Namespace) -> Output:
+    now = app[CLOCK]()
+    async with app[DB].write() as conn:
+        account = await _revoke_session(conn, args.id, now)
+        if account is None:
+            raise NotFound("no such live session", code="no-such-session")
+        await app[AUDIT].record(
+            conn,
+            action="session-revoked",
+            actor=None,
+            subject=account,
+            details={"session": args.id, "reason": "operator"},
+            now=now,
+        )
+    return Output(
+        {"session": args.id, "account": account, "revoked": True},
+        [f"session {args.id} of account {account} revoked"],
+    )
+
+
+# --- audit ---------------------------------------------------------------------------------------
+async def audit_show(app: web.Application, args: argparse.Namespace) -> Output:
+    """The newest ``--limit`` entries, oldest first."""
+    limit = max(1, min(args.limit, 1000))
+    async with app[DB].read() as conn:
+        head = await audit_store.last(conn)
+        after = 0 if head is None else max(0, head[0] - limit)
+        entries = await app[AUDIT].entries(conn, after=after, limit=limit)
+    lines = [
+        f"{e.seq:>6}  {e.at}  {e.action:<22} actor={e.actor or '-'} subject={e.subject or '-'} "
+        f"{json.dumps(e.details, ensure_ascii=False, sort_keys=True)}"
+        for e in entries
+    ]
+    return Output({"entries": [e.to_json() for e in entries]}, lines or ["the audit log is empty"])
+
+
+async def audit_verify(app: web.Application, args: argparse.Namespace) -> Output:
+    async with app[DB].read() as conn:
+        report = await app[AUDIT].verify(conn)
+    data = report.to_json()
+    if not report.ok:
+        raise Conflict(
+            f"the audit log is broken at entry {report.broken_seq}: {report.reason}",
+            code="audit-broken",
+            extra={"report": data},
+        )
+    return Output(
+        data,
+        [
+            f"audit log verified: {report.entries} entries, head {report.head_seq} "
+            f"{b64e(report.head_hash)}",
+            "note this head: a consistent rewrite of the tail is caught only by comparing heads",
+        ],
+    )
+
+
+# --- the parser ----------------------------------------------------------------------------------
+#: an id as the protocol writes it (22 b64url characters); one may well start with "-"
+_ID_ARGUMENT: Final = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Ids are base64url, so about one in 32 starts with ``-``: such an argument is still an id
+    (``postbox admin session revoke -hX…``), not an option, unless it names an option."""
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if _ID_ARGUMENT.fullmatch(arg_string) and arg_string not in self._option_string_actions:
+            return None
+        return super()._parse_optional(arg_string)
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_settings_flags: AddFlags,
+    settings_from: SettingsFrom,
+) -> None:
+    """Add ``admin`` and its commands to the ``postbox`` parser."""
+    admin = sub.add_parser("admin", help="operator tools (organisations, sessions, audit)")
+    groups = admin.add_subparsers(dest="admin_group", required=True, parser_class=_Parser)
+
+    def leaf(
+        parent: argparse._SubParsersAction[_Parser],
+        name: str,
+        handler: Handler,
+        text: str,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=text, description=text)
+        add_settings_flags(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(func=lambda args: _run(handler, settings_from, args))
+        return p
+
+    org = groups.add_parser("org", help="organisations").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(org, "create", org_create, "create an organisation")
+    p.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        metavar="LANG=NAME",
+        help="display name in one language (repeat for more languages)",
+    )
+    p.add_argument(
+        "--notification-name",
+        required=True,
+        help="the neutral name e-mails use (e.g. the city, not the office)",
+    )
+    p.add_argument("--self-registration", action="store_true", help="citizens may self-register")
+    leaf(org, "list", org_list, "list organisations")
+    p = leaf(org, "invite-admin", org_invite_admin, "invite an admin of an organisation")
+    p.add_argument("org", help="organisation id")
+    p.add_argument("--days", type=int, default=DEFAULT_INVITATION_DAYS, help="validity (days)")
+    p.add_argument("--letter", type=Path, help="write the printable letter (HTML) here")
+    p.add_argument("--language", choices=("de", "en"), default="de", help="letter language")
+
+    team = groups.add_parser("team", help="teams").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(team, "list", team_list, "list an organisation's teams")
+    p.add_argument("org", help="organisation id")
+
+    invitation = groups.add_parser("invitation", help="invitations").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(invitation, "verify", invitation_verify, "verify an activation with its code")
+    p.add_argument("id", help="invitation id")
+    p.add_argument("--code", required=True, help="the activation code handed over")
+
+    session = groups.add_parser("session", help="sessions").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(session, "list", session_list, "list live sessions")
+    p.add_argument("--account", help="only this account's sessions")
+    p = leaf(session, "revoke", session_revoke, "revoke a session")
+    p.add_argument("id", help="session id")
+
+    audit = groups.add_parser("audit", help="the audit log").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(audit, "show", audit_show, "show the newest audit entries")
+    p.add_argument("--limit", type=int, default=DEFAULT_AUDIT_LIMIT, help="how many entries")
+    leaf(audit, "verify", audit_verify, "verify the audit log's hash chain")

@@ -1,0 +1,1 @@
+"""``postbox-desk``: the desk client of caseworkers and org admins (:mod:`postbox.desk.cli`)."""

@@ -1,0 +1,1 @@
+"""Invitations, activation and self-registration (see service.py)."""

@@ -1,0 +1,1 @@
+"""Team mailboxes: members, team keys and their opaque wraps (see service.py)."""

@@ -1,0 +1,34 @@
+"""Fixtures of the key-directory and transparency-log tests: the app with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from support.keys import FakeClock, StubTokens, install_tokens
+
+from postbox.mailbox.app import create_app
+from postbox.mailbox.settings import Settings
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tokens() -> StubTokens:
+    return StubTokens()
+
+
+@pytest.fixture
+async def kclient(
+    aiohttp_client: AiohttpClient, settings: Settings, clock: FakeClock, tokens: StubTokens
+) -> Client:
+    """The whole server on loopback, with a clock the test moves and test bearer tokens."""
+    app = create_app(settings, clock=clock)
+    install_tokens(app, tokens)
+    return await aiohttp_client(app)

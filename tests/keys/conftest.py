@@ -6,7 +6,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
-from support.keys import FakeClock, StubTokens, install_tokens
+from support.keys import FakeClock, Sessions
 
 from postbox.mailbox.app import create_app
 from postbox.mailbox.settings import Settings
@@ -20,15 +20,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def tokens() -> StubTokens:
-    return StubTokens()
+async def kclient(aiohttp_client: AiohttpClient, settings: Settings, clock: FakeClock) -> Client:
+    """The whole server on loopback, with a clock the test moves."""
+    return await aiohttp_client(create_app(settings, clock=clock))
 
 
 @pytest.fixture
-async def kclient(
-    aiohttp_client: AiohttpClient, settings: Settings, clock: FakeClock, tokens: StubTokens
-) -> Client:
-    """The whole server on loopback, with a clock the test moves and test bearer tokens."""
-    app = create_app(settings, clock=clock)
-    install_tokens(app, tokens)
-    return await aiohttp_client(app)
+def tokens(kclient: Client) -> Sessions:
+    """Real sessions (real accounts, real login) for the accounts of a test."""
+    return Sessions(kclient)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from support.keys import DAY, NOW, FakeClock, StubTokens, account, check_stored_log, org
+from support.keys import DAY, NOW, FakeClock, Sessions, account, check_stored_log, org
 
 from postbox import __version__
 from postbox.crypto import certs
@@ -252,7 +252,7 @@ async def post(client: Client, token: str | None, body: Any, raw: bytes | None =
 
 
 async def test_publishing_keys_over_http(
-    kclient: Client, tokens: StubTokens, clock: FakeClock
+    kclient: Client, tokens: Sessions, clock: FakeClock
 ) -> None:
     app = kclient.app
     alice, bob = account("alice"), account("bob")
@@ -261,7 +261,7 @@ async def test_publishing_keys_over_http(
             await app[KEYLOG].append(
                 conn, subject=who.id, type="identity", body=who.identity, now=clock()
             )
-    token = tokens.token(alice)
+    token = await tokens.token(alice)
     key = alice.encryption()
     resp = await post(kclient, token, {"type": "key", "body": key})
     assert resp.status == 201, await resp.text()
@@ -284,7 +284,7 @@ async def test_publishing_keys_over_http(
     key2 = alice.encryption()
     cases: list[tuple[str | None, Any, bytes | None, int, str]] = [
         (None, {"type": "key", "body": key2}, None, 401, "unauthorized"),
-        ("wrong", {"type": "key", "body": key2}, None, 401, "unauthorized"),
+        ("wrong", {"type": "key", "body": key2}, None, 401, "invalid-token"),
         (token, None, b'{"body":{},"type":"key"} ', 400, "non-canonical"),
         (token, None, b"[1,", 400, "non-canonical"),
         (token, ["key"], None, 400, "malformed"),
@@ -327,7 +327,7 @@ async def test_publishing_keys_over_http(
 
 
 async def test_an_org_admin_publishes_over_http(
-    kclient: Client, tokens: StubTokens, clock: FakeClock
+    kclient: Client, tokens: Sessions, clock: FakeClock
 ) -> None:
     app = kclient.app
     o = org("nbg")
@@ -337,9 +337,9 @@ async def test_an_org_admin_publishes_over_http(
             conn, subject=o.admin.id, type="identity", body=o.admin.identity, now=clock()
         )
     resp = await post(
-        kclient, tokens.token(o.admin), {"type": "admin_key", "body": o.admin.identity}
+        kclient, await tokens.token(o.admin), {"type": "admin_key", "body": o.admin.identity}
     )
     assert resp.status == 201, await resp.text()
     assert parse_canonical(await resp.read())["seq"] == 1
-    resp = await post(kclient, tokens.token(o.admin), {"type": "org_root", "body": o.root})
+    resp = await post(kclient, await tokens.token(o.admin), {"type": "org_root", "body": o.root})
     assert resp.status == 403

@@ -85,8 +85,9 @@ def make_account(
     mem: int = DEFAULT_MEM,
     kind: str = "citizen",
     org: str | None = None,
+    account_id: str | None = None,
 ) -> Account:
-    account = b64e(random_bytes(ID_BYTES))
+    account = account_id or b64e(random_bytes(ID_BYTES))
     pks = build_private_keys(gen=1, identity=[random_bytes(32)], encrypt=[(random_bytes(32), None)])
     salt = random_bytes(SALT_BYTES)
     if passphrase is not None:

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from postbox.crypto import certs
@@ -24,9 +25,11 @@ from postbox.crypto.transparency import make_tree_head, verify_head_sig
 from postbox.keys import merkle
 from postbox.keys.merkle import MemoryTree, NodeId
 from postbox.mailbox.access import Principal
+from postbox.mailbox.appkeys import CLOCK, DB
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.schema import log_heads, log_leaves, log_nodes, log_state
-from postbox.mailbox.errors import Unauthorized
+from postbox.mailbox.orgs import store as org_store
+from support import accounts as auth_accounts
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z: certificates are created here
 DAY = 24 * 3600 * 1000
@@ -201,37 +204,34 @@ def org(label: str, created: int = NOW) -> Org:
 
 
 # --- a stand-in for the auth feature's token verifier (HTTP tests of POST /api/v1/keys) --------
-class StubTokens:
-    """Maps bearer tokens to principals registered by the test (``token(account)``).
+class Sessions:
+    """Real sessions for key-chain accounts: each gets an auth account with the same id
+    (seeded through AccountService.create) and logs in through the real routes."""
 
-    The keys routes only need *a* verified principal; this stands in for the auth
-    feature's verifier so that the keys tests do not depend on login flows.
-    """
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
+        self._client = client
+        self._tokens: dict[str, str] = {}
 
-    def __init__(self) -> None:
-        self._by_token: dict[str, Principal] = {}
-
-    def token(self, who: Account) -> str:
-        token = "test-" + who.id
-        self._by_token[token] = who.principal()
-        return token
-
-    async def verify_access_token(self, token: str) -> Principal:
-        try:
-            return self._by_token[token]
-        except KeyError:
-            raise Unauthorized("unknown test token") from None
-
-
-def install_tokens(app: web.Application, tokens: StubTokens) -> None:
-    """Install ``tokens`` as the app's verifier once every feature has started (so it
-    wins over the auth feature's own verifier)."""
-    from postbox.mailbox.appkeys import TOKENS
-
-    async def _install(app: web.Application) -> None:
-        app[TOKENS] = tokens
-
-    app.on_startup.append(_install)
+    async def token(self, who: Account) -> str:
+        if who.id not in self._tokens:
+            auth = auth_accounts.make_account(f"{who.label}@keys.test", kind=who.kind, org=who.org,
+                                account_id=who.id)  # fmt: skip
+            app = self._client.app
+            if who.org is not None:  # the account row needs its organisation
+                async with app[DB].write() as conn:
+                    if await org_store.get_org(conn, who.org) is None:
+                        await org_store.insert_org(
+                            conn,
+                            org_id=who.org,
+                            names={"de": who.org},
+                            notification_name="Stadt",
+                            self_registration=False,
+                            created=app[CLOCK](),
+                        )
+            await auth_accounts.seed(app, auth, now=app[CLOCK]())
+            body = await auth_accounts.login(self._client, auth)
+            self._tokens[who.id] = body["access_token"]
+        return self._tokens[who.id]
 
 
 # --- checking the whole stored log -----------------------------------------------------------

@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.atrest import assert_nothing_in_clear, secrets_in, stored_bytes
 from support.client import PASSPHRASE, DeskResult, Live, Tampering, desk, live_server
 
 from postbox import cli as server_cli
@@ -66,6 +68,7 @@ class World:
     def __init__(self, live: Live, tmp: Path) -> None:
         self.live = live
         self.tmp = tmp
+        self.outputs: list[str] = []  # everything the desk printed, for the canary scan
 
     def state(self, who: str) -> str:
         return str(self.tmp / f"desk-{who}")
@@ -88,14 +91,35 @@ class World:
             root_passphrases=[ADMIN_ROOT_PASSPHRASE] if root else [],
         )
         assert result.code == expect, (result.code, result.out, result.err)
+        self.outputs.append(result.out)
         return result
 
 
+OPERATOR_OUTPUTS: list[dict[str, Any]] = []
+
+
 async def _operator(live: Live, *args: str) -> dict[str, Any]:
-    return await asyncio.to_thread(operator, live, *args)
+    result = await asyncio.to_thread(operator, live, *args)
+    OPERATOR_OUTPUTS.append(result)
+    return result
 
 
-async def test_onboarding_through_the_desk(db_url: str, tmp_path: Path) -> None:
+def _secrets_printed(w: World) -> list[str]:
+    found: list[str] = []
+    for out in w.outputs:
+        for line in out.splitlines():
+            if line.startswith("{"):
+                found.extend(secrets_in(json.loads(line)))
+    for result in OPERATOR_OUTPUTS:
+        found.extend(secrets_in(result))
+    return found
+
+
+async def test_onboarding_through_the_desk(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="postbox")
+    OPERATOR_OUTPUTS.clear()
     tampering = Tampering()
     async with live_server(db_url, tmp_path / "var", tampering=tampering) as live:
         w = World(live, tmp_path)
@@ -382,6 +406,12 @@ async def test_onboarding_through_the_desk(db_url: str, tmp_path: Path) -> None:
         assert "SECURITY ALARM" in fresh.err
         tampering.fn = None
         await w.run("cw", "keys", "verify", target)
+
+        # -- nothing in clear at rest: passphrases, activation codes and recovery keys
+        # appear nowhere in the database, the data folder or the server's logs --
+        canaries = [PASSPHRASE, ADMIN_ROOT_PASSPHRASE, *_secrets_printed(w)]
+        assert sum(1 for c in canaries if "-" in c) >= 6  # codes and recovery keys collected
+        assert_nothing_in_clear(canaries, await stored_bytes(live.settings), caplog.records)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from postbox import __version__, admin
+from postbox.keys import audit as keys_audit
 from postbox.mailbox.app import create_app
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import head_revision, upgrade
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(up)
     up.set_defaults(func=_db_upgrade)
     admin.register(sub, _add_settings_flags, settings_from)
+    keys_audit.register(sub)
     return parser
 
 

@@ -77,6 +77,21 @@ class Answer:
     headers: Mapping[str, str]
 
 
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or ``limit + 1`` bytes if it is longer (so callers can refuse it).
+
+    ``StreamReader.read(n)`` returns only what has arrived so far; read to the end.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[: limit + 1]
+
+
 class Transport:
     """JSON over HTTP to one server (``base_url`` may carry a path prefix)."""
 
@@ -131,7 +146,7 @@ class Transport:
             async with self._session().request(
                 method, url, data=data, headers=headers, params=query, allow_redirects=False
             ) as resp:
-                raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await read_capped(resp, MAX_RESPONSE_BYTES)
                 status, resp_headers = resp.status, dict(resp.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc

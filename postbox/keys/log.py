@@ -71,6 +71,8 @@ from postbox.keys.commands import PublishKey
 from postbox.keys.directory import Directory
 from postbox.keys.heads import TreeHeads
 from postbox.mailbox.access import Principal
+from postbox.mailbox.accounts.service import AccountService
+from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, NotFound, PostboxError
@@ -144,8 +146,19 @@ class KeyLog:
     use the same object without the background task).
     """
 
-    def __init__(self, *, db: Database, secrets: Secrets, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        secrets: Secrets,
+        settings: Settings,
+        clock: Clock,
+        accounts: AccountService,
+        audit: Audit,
+    ) -> None:
         self._db = db
+        self._accounts = accounts
+        self._audit = audit
         self._settings = settings
         self._clock = clock
         self.directory = Directory()
@@ -592,7 +605,7 @@ class KeyLog:
         now = self._clock()
         async with self._db.write() as conn:
             await self._authorise(conn, principal, cmd.type, subject)
-            return await self._append(
+            appended = await self._append(
                 conn,
                 subject=subject,
                 type=cmd.type,
@@ -602,6 +615,19 @@ class KeyLog:
                 expect_prev=cmd.prev,
                 need_chain=True,
             )
+            details: dict[str, Any] = {"type": cmd.type, "index": appended.index,
+                                       "seq": appended.seq}  # fmt: skip
+            if cmd.type == "revoke" and subject != principal.account_id:
+                revoked = await self.directory.get(conn, cmd.body["revoke"]["kid"])
+                if revoked is not None and revoked.use == "sign":
+                    # an admin revoked a staff member's identity: the account stops at once
+                    sessions = await self._accounts.disable(conn, account_id=subject, now=now)
+                    details["disabled"] = True
+                    details["sessions_revoked"] = len(sessions)
+            # the audit entry goes last: it locks the audit chain until commit
+            await self._audit.record(conn, action="key.publish", actor=principal.account_id,
+                                     subject=subject, details=details, now=now)  # fmt: skip
+            return appended
 
     @staticmethod
     def _check_publishable(cmd: PublishKey) -> None:

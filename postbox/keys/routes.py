@@ -24,7 +24,7 @@ from postbox.crypto.errors import CryptoError
 from postbox.keys.commands import PublishKey
 from postbox.keys.log import KeyLog
 from postbox.mailbox.access import principal, public
-from postbox.mailbox.appkeys import CLOCK, DB, DIRECTORY, KEYLOG, SECRETS, SETTINGS
+from postbox.mailbox.appkeys import ACCOUNTS, AUDIT, CLOCK, DB, DIRECTORY, KEYLOG, SECRETS, SETTINGS
 from postbox.mailbox.errors import BadRequest
 from postbox.mailbox.http import read_canonical
 
@@ -108,7 +108,14 @@ async def post_keys(request: web.Request) -> web.Response:
 # --- the feature -----------------------------------------------------------------------------
 async def start(app: web.Application) -> None:
     """Create the log service (after migrations) and make sure leaf 0 and a head exist."""
-    keylog = KeyLog(db=app[DB], secrets=app[SECRETS], settings=app[SETTINGS], clock=app[CLOCK])
+    keylog = KeyLog(
+        db=app[DB],
+        secrets=app[SECRETS],
+        settings=app[SETTINGS],
+        clock=app[CLOCK],
+        accounts=app[ACCOUNTS],
+        audit=app[AUDIT],
+    )
     await keylog.genesis()
     app[KEYLOG] = keylog
     app[DIRECTORY] = keylog.directory

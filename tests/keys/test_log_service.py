@@ -33,8 +33,10 @@ from postbox.crypto.logevents import EventType, parse_leaf, verify_keys_response
 from postbox.keys import merkle, store
 from postbox.keys.commands import PublishKey
 from postbox.keys.log import Appended, KeyLog, LogMismatch, server_subject
+from postbox.mailbox.accounts.service import AccountService
 from postbox.mailbox.app import create_app
-from postbox.mailbox.appkeys import CLOCK, DB, KEYLOG, SECRETS, SETTINGS
+from postbox.mailbox.appkeys import ACCOUNTS, AUDIT, CLOCK, DB, KEYLOG, SECRETS, SETTINGS
+from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
 from postbox.mailbox.db.schema import certificates
@@ -132,7 +134,11 @@ async def test_genesis_runs_once_when_processes_start_together(settings: Setting
     dbs = [Database(settings.database_url) for _ in range(3)]
     try:
         await upgrade(dbs[0])
-        logs = [KeyLog(db=db, secrets=secrets, settings=settings, clock=FakeClock()) for db in dbs]
+        logs = [
+            KeyLog(db=db, secrets=secrets, settings=settings, clock=FakeClock(),
+                   accounts=AccountService(secrets), audit=Audit())
+            for db in dbs
+        ]  # fmt: skip
         await asyncio.gather(*(k.genesis() for k in logs))
         async with dbs[0].read() as conn:
             assert await store.log_size(conn) == 1
@@ -146,7 +152,8 @@ async def test_genesis_runs_once_when_processes_start_together(settings: Setting
 async def test_a_log_started_with_other_keys_is_refused(kclient: Client) -> None:
     app = kclient.app
     other = Secrets(*(bytes([i]) * 32 for i in range(6)))
-    keylog = KeyLog(db=app[DB], secrets=other, settings=app[SETTINGS], clock=app[CLOCK])
+    keylog = KeyLog(db=app[DB], secrets=other, settings=app[SETTINGS], clock=app[CLOCK],
+                    accounts=app[ACCOUNTS], audit=app[AUDIT])  # fmt: skip
     with pytest.raises(LogMismatch):
         await keylog.genesis()
 

@@ -25,12 +25,28 @@ from postbox.mailbox.settings import Settings
 SECRET_FIELDS = ("code", "recovery_key")
 
 
+def _code_bytes(text: str) -> bytes | None:
+    """The 20 bytes of an activation code or recovery key (32 Crockford symbols, a
+    recovery key followed by its 4-symbol checksum), or None for anything else."""
+    try:
+        symbols = crockford.normalize(text)
+    except CryptoError:
+        return None
+    if len(symbols) not in (32, 36):
+        return None
+    return crockford.decode(symbols[:32])
+
+
+def _is_code(text: str) -> bool:
+    return _code_bytes(text) is not None
+
+
 def secrets_in(value: Any) -> list[str]:
-    """Every ``code``/``recovery_key`` string anywhere inside a JSON value."""
+    """Every activation code and recovery key (``code``/``recovery_key``) in a JSON value."""
     found: list[str] = []
     if isinstance(value, Mapping):
         for k, v in value.items():
-            if k in SECRET_FIELDS and isinstance(v, str):
+            if k in SECRET_FIELDS and isinstance(v, str) and _is_code(v):
                 found.append(v)
             else:
                 found.extend(secrets_in(v))
@@ -42,9 +58,8 @@ def secrets_in(value: Any) -> list[str]:
 
 def _forms(canary: str) -> list[bytes]:
     forms = [canary.encode("utf-8")]
-    try:
-        raw = crockford.decode(canary)
-    except CryptoError:
+    raw = _code_bytes(canary)
+    if raw is None:
         return forms
     return [*forms, raw, b64e(raw).encode("ascii"), crockford.encode(raw).encode("ascii")]
 

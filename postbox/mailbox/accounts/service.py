@@ -39,6 +39,7 @@ from postbox.crypto.primitives import (
 )
 from postbox.mailbox.accounts import store
 from postbox.mailbox.accounts.store import AccountRecord, CredentialRecord, LoginRecord
+from postbox.mailbox.auth import store as auth_store
 from postbox.mailbox.errors import BadRequest, Conflict
 from postbox.mailbox.secrets import Secrets
 
@@ -208,6 +209,14 @@ class AccountService:
 
     async def get(self, conn: AsyncConnection, account_id: str) -> AccountRecord | None:
         return await store.account_by_id(conn, account_id)
+
+    async def disable(self, conn: AsyncConnection, *, account_id: str, now: int) -> list[str]:
+        """Disable the account and revoke all its sessions at once (in the caller's
+        transaction); the revoked session ids. Used when an org admin revokes a staff
+        member's identity: a leaver must not keep working through an open session."""
+        if not await store.disable_account(conn, account_id):
+            return []
+        return await auth_store.revoke_all_sessions(conn, account_id=account_id, now=now)
 
     async def by_login(self, conn: AsyncConnection, login: str) -> LoginRecord | None:
         """Account and credentials by an already normalised login name."""

@@ -249,3 +249,11 @@ async def swap_bundle(
         .values(gen=gen, wrapped=wrapped, updated=now)
     )
     return result.rowcount == 1
+
+
+async def disable_account(conn: AsyncConnection, account_id: str) -> bool:
+    """Mark the account disabled (its tokens stop working at once); False if unknown."""
+    result = await conn.execute(
+        update(accounts).where(accounts.c.id == account_id).values(status="disabled")
+    )
+    return result.rowcount == 1

@@ -191,6 +191,17 @@ async def revoke_other_sessions(
     return sorted(row[0] for row in result.all())
 
 
+async def revoke_all_sessions(conn: AsyncConnection, *, account_id: str, now: int) -> list[str]:
+    """Revoke every unrevoked session of the account; their ids."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.account_id == account_id, sessions.c.revoked.is_(None))
+        .values(revoked=now)
+        .returning(sessions.c.id)
+    )
+    return sorted(row[0] for row in result.all())
+
+
 async def touch_session(conn: AsyncConnection, *, session_id: str, now: int, expires: int) -> None:
     await conn.execute(
         update(sessions).where(sessions.c.id == session_id).values(last_seen=now, expires=expires)

@@ -1,9 +1,10 @@
-"""The ``postbox`` command: the server, its database, and (later) the operator's tools."""
+"""The ``postbox`` command: the server, its database, the operator's tools and the auditor."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import ssl
 import sys
 from collections.abc import Sequence
@@ -14,9 +15,11 @@ from aiohttp import web
 
 from postbox import __version__, admin
 from postbox.keys import audit as keys_audit
+from postbox.keys.log import LogMismatch
 from postbox.mailbox.app import create_app
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import head_revision, upgrade
+from postbox.mailbox.secrets import SecretsError
 from postbox.mailbox.settings import Settings, SettingsError, load_settings
 
 # flag name -> (settings field, help); each is also POSTBOX_<FIELD> and a TOML key
@@ -53,18 +56,30 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.tls_cert is not None and settings.tls_key is not None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    print(f"Postbox {__version__}")
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # SQL parameters would show login names; the drivers' loggers stay quiet.
+    for quiet in ("sqlalchemy", "aiosqlite", "asyncpg"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
+    print(f"Postbox {__version__}", flush=True)
     for line in settings.describe():
         print("  " + line)
-    print("  health check   GET /healthz")
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=ssl_context,
-        print=None,
-        access_log=None,
-    )
+    print("  health check   GET /healthz", flush=True)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            ssl_context=ssl_context,
+            print=None,
+            access_log_format='%a "%r" %s %b %Tf',
+        )
+    except (LogMismatch, SecretsError) as exc:
+        print(f"postbox: refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

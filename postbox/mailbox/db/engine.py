@@ -11,6 +11,7 @@ PostgreSQL uses one pool for both; code that must serialise (log appends) locks 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            _create_private(url)
             self._writer = create_async_engine(url, pool_size=1, max_overflow=0)
             self._reader = create_async_engine(url, pool_size=4, max_overflow=4)
             for engine, immediate in ((self._writer, True), (self._reader, False)):
@@ -61,6 +63,14 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+
+
+def _create_private(url: str) -> None:
+    """Create the SQLite file with mode 0600 (SQLite gives its WAL the same mode)."""
+    path = url.split(":///", 1)[1]
+    if path and path != ":memory:" and not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _sqlite_setup(engine: AsyncEngine, synchronous: str, *, immediate: bool) -> None:

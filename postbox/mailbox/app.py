@@ -25,6 +25,7 @@ from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
 from postbox.mailbox.errors import ServiceUnavailable
 from postbox.mailbox.http import error_middleware, security_headers_middleware
+from postbox.mailbox.openapi import routes as openapi_routes
 from postbox.mailbox.orgs import routes as orgs_routes
 from postbox.mailbox.secrets import load_secrets
 from postbox.mailbox.settings import Settings
@@ -42,9 +43,10 @@ class Feature:
 def _features() -> tuple[Feature, ...]:
     # Each feature registers itself here, one line each, in dependency order.
     return (
-        Feature("keys", keys_routes.start, keys_routes.setup_routes),
         Feature("auth", auth_routes.start, auth_routes.setup_routes),
+        Feature("keys", keys_routes.start, keys_routes.setup_routes),
         Feature("orgs", orgs_routes.start, orgs_routes.setup_routes),
+        Feature("openapi", None, openapi_routes.setup_routes),
     )
 
 
@@ -84,9 +86,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     hsts = settings.origin.startswith("https://")
     app = web.Application(
+        # outermost first: every answer, problem answers included, gets the headers
         middlewares=[
-            cast(Middleware, error_middleware),
             security_headers_middleware(hsts),
+            cast(Middleware, error_middleware),
             auth_middleware(_tokens),
         ],
         client_max_size=settings.max_json_bytes,

@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from postbox.crypto.encoding import b64e, parse_canonical, parse_json
 from postbox.crypto.errors import CryptoError
@@ -108,11 +110,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise TooLarge(f"request body over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"request body over {limit} bytes")
+            chunks.append(chunk)
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        # e.g. a body that does not decode under its Content-Encoding, or is cut short
+        raise BadRequest("the request body could not be read", code="unreadable-body") from exc
     return b"".join(chunks)
 
 

@@ -8,6 +8,7 @@ factory. Nothing is global.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -17,6 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from postbox import __version__
 from postbox.keys import routes as keys_routes
+from postbox.keys.store import log_size
 from postbox.mailbox.access import TokenVerifier, auth_middleware, public
 from postbox.mailbox.appkeys import CLOCK, DB, SECRETS, SETTINGS, TOKENS
 from postbox.mailbox.auth import routes as auth_routes
@@ -60,19 +62,29 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
+async def _database_is_empty(db: Database) -> bool:
+    async with db.read() as conn:
+        return await log_size(conn) == 0
+
+
 def _tokens(app: web.Application) -> TokenVerifier | None:
     return app.get(TOKENS)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[SECRETS] = await asyncio.to_thread(load_secrets, settings.secrets_dir)
     settings.blobs_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     app[DB] = db
     try:
         if settings.migrate_on_start:
             await upgrade(db)
+        # New secrets only for a database without data: otherwise a lost file must be
+        # restored, not replaced (a new pepper or bundle key would lock everyone out).
+        fresh = await _database_is_empty(db)
+        app[SECRETS] = await asyncio.to_thread(
+            functools.partial(load_secrets, settings.secrets_dir, create=fresh)
+        )
         for feature in _features():
             if feature.start is not None:
                 await feature.start(app)

@@ -62,11 +62,17 @@ class Secrets:
         return sign_keypair(self.receipt_seed)[0]
 
 
-def _load_or_create(folder: Path, name: str) -> bytes:
+def _load_or_create(folder: Path, name: str, *, create: bool) -> bytes:
     path = folder / name
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if not create:
+            raise SecretsError(
+                f"{path} is missing, but the database already holds data that depends on it: "
+                "restore the secrets folder from the same backup as the database "
+                "(docs/operations.md); refusing to make a new one"
+            ) from None
         tmp = folder / f".{name}.{os.getpid()}.{random_bytes(6).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -98,11 +104,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_secrets(folder: Path) -> Secrets:
-    """Load every secret, creating the folder (0700) and missing files (0600) on first use."""
+def load_secrets(folder: Path, *, create: bool = True) -> Secrets:
+    """Load every secret, creating the folder (0700) and missing files (0600) on first use.
+
+    With ``create=False`` (a database that already holds data), a missing file is an
+    error: a new pepper or bundle key would silently lock every account out."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = stat.S_IMODE(folder.stat().st_mode)
     if mode & 0o077:
         os.chmod(folder, 0o700)
-    values = [_load_or_create(folder, name) for name in NAMES]
+    values = [_load_or_create(folder, name, create=create) for name in NAMES]
     return Secrets(*values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -11,6 +12,7 @@ from postbox.mailbox.app import create_app
 from postbox.mailbox.appkeys import SECRETS
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import current_revision, head_revision, upgrade
+from postbox.mailbox.secrets import SecretsError
 from postbox.mailbox.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
@@ -56,3 +58,15 @@ async def test_two_servers_share_one_database_and_secrets(settings: Settings) ->
     async with TestServer(first), TestServer(second):
         assert first[SECRETS].log_pk == second[SECRETS].log_pk
         assert first[SECRETS].pepper == second[SECRETS].pepper
+
+
+async def test_a_lost_secret_is_not_silently_replaced(settings: Settings) -> None:
+    """Once the database holds data, a missing secret file stops the start-up: a new
+    pepper or bundle key would lock every account out without a word."""
+    async with TestServer(create_app(settings)):
+        pass  # first start: secrets created, leaf 0 written
+    (settings.secrets_dir / "pepper.key").unlink()
+    with pytest.raises(SecretsError, match=r"pepper\.key is missing"):
+        async with TestServer(create_app(settings)):
+            pass
+    assert not (settings.secrets_dir / "pepper.key").exists()

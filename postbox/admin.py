@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postbox.crypto import activation, certs
 from postbox.crypto.encoding import b64e
@@ -48,10 +46,11 @@ from postbox.crypto.primitives import random_bytes
 from postbox.mailbox.app import create_app
 from postbox.mailbox.appkeys import AUDIT, CLOCK, DB, INVITATIONS, ORGS, SETTINGS, TEAMS
 from postbox.mailbox.audit import store as audit_store
-from postbox.mailbox.db.schema import sessions
+from postbox.mailbox.auth import store as auth_store
+from postbox.mailbox.auth.store import SessionRecord
 from postbox.mailbox.errors import BadRequest, Conflict, NotFound, PostboxError
 from postbox.mailbox.invitations.letter import Letter, render_letter
-from postbox.mailbox.orgs.service import NewOrg, display_name
+from postbox.mailbox.orgs.service import NewOrg, display_name, org_not_found
 from postbox.mailbox.settings import Settings
 
 DAY_MS: Final = 24 * 3600 * 1000
@@ -158,7 +157,7 @@ def _write_private(path: Path, text: str) -> None:
 async def org_invite_admin(app: web.Application, args: argparse.Namespace) -> Output:
     org = await app[ORGS].find(args.org)
     if org is None:
-        raise NotFound("no such organisation", code="org-not-found")
+        raise org_not_found()
     if not 1 <= args.days <= 90:
         raise BadRequest("--days: between 1 and 90", code="invalid-expiry")
     letter_path: Path | None = args.letter
@@ -243,7 +242,7 @@ async def invitation_verify(app: web.Application, args: argparse.Namespace) -> O
 
 async def team_list(app: web.Application, args: argparse.Namespace) -> Output:
     if await app[ORGS].find(args.org) is None:
-        raise NotFound("no such organisation", code="org-not-found")
+        raise org_not_found()
     teams = await app[TEAMS].list_of_org(args.org)
     lines = [
         f"{t.id}  {display_name(t.names)}  members={t.member_count}  "
@@ -254,43 +253,22 @@ async def team_list(app: web.Application, args: argparse.Namespace) -> Output:
 
 
 # --- sessions ------------------------------------------------------------------------------------
-# Operator-wide session queries: the auth feature's store answers per account only.
-async def _live_sessions(
-    conn: AsyncConnection, *, account: str | None, now: int
-) -> list[dict[str, Any]]:
-    query = select(sessions).where(sessions.c.revoked.is_(None), sessions.c.expires > now)
-    if account is not None:
-        query = query.where(sessions.c.account_id == account)
-    query = query.order_by(sessions.c.created.desc(), sessions.c.id)
-    return [
-        {
-            "id": r["id"],
-            "account": r["account_id"],
-            "method": r["method"],
-            "created": int(r["created"]),
-            "last_seen": int(r["last_seen"]),
-            "expires": int(r["expires"]),
-            "client": r["client"],
-        }
-        for r in (await conn.execute(query)).mappings().all()
-    ]
-
-
-async def _revoke_session(conn: AsyncConnection, session_id: str, now: int) -> str | None:
-    """Revoke a live session by id; its account, or None if there is no such live session."""
-    result = await conn.execute(
-        update(sessions)
-        .where(sessions.c.id == session_id, sessions.c.revoked.is_(None), sessions.c.expires > now)
-        .values(revoked=now)
-        .returning(sessions.c.account_id)
-    )
-    row = result.first()
-    return None if row is None else str(row[0])
+def _session_json(s: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "account": s.account_id,
+        "method": s.method,
+        "created": s.created,
+        "last_seen": s.last_seen,
+        "expires": s.expires,
+        "client": s.client,
+    }
 
 
 async def session_list(app: web.Application, args: argparse.Namespace) -> Output:
     async with app[DB].read() as conn:
-        found = await _live_sessions(conn, account=args.account, now=app[CLOCK]())
+        live = await auth_store.live_sessions(conn, args.account, now=app[CLOCK]())
+    found = [_session_json(s) for s in live]
     lines = [
         f"{s['id']}  account={s['account']}  {s['method']}  client={s['client'] or '-'}"
         for s in found
@@ -301,7 +279,7 @@ async def session_list(app: web.Application, args: argparse.Namespace) -> Output
 async def session_revoke(app: web.Application, args: argparse.Namespace) -> Output:
     now = app[CLOCK]()
     async with app[DB].write() as conn:
-        account = await _revoke_session(conn, args.id, now)
+        account = await auth_store.revoke_any_session(conn, session_id=args.id, now=now)
         if account is None:
             raise NotFound("no such live session", code="no-such-session")
         await app[AUDIT].record(

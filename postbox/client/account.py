@@ -368,22 +368,18 @@ class Account:
     async def _open_bundle(self, kind: Literal["pass", "recovery"], keys: DerivedKeys) -> Keyring:
         account = self.session.require_account()
         bundle = await self._fetch_bundle(kind)
+        return self._unlock(account, kind, bundle, keys)
+
+    def _unlock(
+        self, account: str, kind: Literal["pass", "recovery"], bundle: Bundle, keys: DerivedKeys
+    ) -> Keyring:
+        """Open a fetched bundle, rollback-checked against the highest gen seen here."""
         min_gen = self.session.state.gens.get(kind)
         with verifying(f"{kind} bundle"):
             private_keys = open_bundle(bundle, keys.kek, account, min_gen=min_gen)
         self.session.state.gens[kind] = max(bundle["gen"], min_gen or 0)
         self.session.save()
-        salt = None if bundle["salt"] is None else b64d(bundle["salt"], SALT_BYTES)
-        return Keyring(
-            account=account,
-            private_keys=private_keys,
-            kind=kind,
-            kek=keys.kek,
-            auth_seed=keys.auth_seed,
-            salt=salt,
-            ops=bundle["ops"],
-            mem=bundle["mem"],
-        )
+        return Keyring.of_bundle(account, private_keys, bundle, kind, keys)
 
     async def open_keys(self, passphrase: str) -> Keyring:
         """Open the pass bundle within the current session (no new login)."""
@@ -397,20 +393,7 @@ class Account:
                 cast(int, bundle["ops"]),
                 cast(int, bundle["mem"]),
             )
-            min_gen = self.session.state.gens.get("pass")
-            private_keys = open_bundle(bundle, keys.kek, account, min_gen=min_gen)
-        self.session.state.gens["pass"] = max(bundle["gen"], min_gen or 0)
-        self.session.save()
-        return Keyring(
-            account=account,
-            private_keys=private_keys,
-            kind="pass",
-            kek=keys.kek,
-            auth_seed=keys.auth_seed,
-            salt=b64d(bundle["salt"], SALT_BYTES),
-            ops=bundle["ops"],
-            mem=bundle["mem"],
-        )
+        return self._unlock(account, "pass", bundle, keys)
 
     def _seed_views(self, private_keys: PrivateKeys) -> None:
         """A client without a stored head starts from the one its bundle remembers."""
@@ -547,16 +530,7 @@ class Account:
         )
         self.session.state.gens["pass"] = gen
         self.session.save()
-        return Keyring(
-            account=keyring.account,
-            private_keys=private_keys,
-            kind="pass",
-            kek=derived.kek,
-            auth_seed=derived.auth_seed,
-            salt=b64d(bundle["salt"], SALT_BYTES),
-            ops=bundle["ops"],
-            mem=bundle["mem"],
-        )
+        return Keyring.of_bundle(keyring.account, private_keys, bundle, "pass", derived)
 
     # --- session ------------------------------------------------------------------------------
     async def whoami(self) -> dict[str, Any]:

@@ -14,8 +14,16 @@ from typing import Any
 
 from postbox.client.errors import UsageError
 from postbox.crypto import bundle as bundles
-from postbox.crypto.bundle import BoxKey, Bundle, Kind, PrivateKeys, SignKey, TeamKey
-from postbox.crypto.encoding import b64e
+from postbox.crypto.bundle import (
+    BoxKey,
+    Bundle,
+    DerivedKeys,
+    Kind,
+    PrivateKeys,
+    SignKey,
+    TeamKey,
+)
+from postbox.crypto.encoding import SALT_BYTES, b64d, b64e
 from postbox.crypto.kid import derive_kid
 from postbox.crypto.primitives import box_keypair
 
@@ -32,6 +40,29 @@ class Keyring:
     salt: bytes | None = None
     ops: int | None = None
     mem: int | None = None
+
+    @classmethod
+    def of_bundle(
+        cls,
+        account: str,
+        private_keys: PrivateKeys,
+        bundle: Bundle,
+        kind: Kind,
+        keys: DerivedKeys,
+    ) -> Keyring:
+        """The keyring of a bundle opened (or just sealed) with ``keys``; a pass bundle's salt
+        and Argon2id parameters are kept, so the next generation is sealed the same way."""
+        salt = bundle["salt"]
+        return cls(
+            account=account,
+            private_keys=private_keys,
+            kind=kind,
+            kek=keys.kek,
+            auth_seed=keys.auth_seed,
+            salt=None if salt is None else b64d(salt, SALT_BYTES),
+            ops=bundle["ops"],
+            mem=bundle["mem"],
+        )
 
     @property
     def gen(self) -> int:

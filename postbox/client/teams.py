@@ -144,6 +144,20 @@ class Approval:
 Approver = Callable[[TeamRequest], Awaitable[Approval]]
 
 
+def _wrap(
+    keyring: Keyring, team_cert: Cert, team_sk: bytes, member: str, member_enc: Cert
+) -> SignedTeamWrap:
+    """A team key wrapped to ``member``'s encryption key, made and signed by this account."""
+    return certs.make_team_wrap(
+        team_cert=team_cert,
+        team_sk=team_sk,
+        member=member,
+        member_enc=member_enc,
+        by=keyring.account,
+        by_seed=keyring.identity.seed,
+    )
+
+
 @dataclass(frozen=True)
 class TeamInfo:
     team: str
@@ -353,16 +367,7 @@ class Teams:
                 if team_cert is None:
                     continue  # a key that never made it into the log: nothing to share
                 with verifying("team wrap"):
-                    wraps.append(
-                        certs.make_team_wrap(
-                            team_cert=team_cert,
-                            team_sk=key.sk,
-                            member=member,
-                            member_enc=enc,
-                            by=keyring.account,
-                            by_seed=keyring.identity.seed,
-                        )
-                    )
+                    wraps.append(_wrap(keyring, team_cert, key.sk, member, enc))
         body = await self.session.call(
             "POST",
             f"/api/v1/teams/{segment(team)}/key",
@@ -423,14 +428,7 @@ class Teams:
         self.keys.mark_verified(member, identity["kid"])
         with verifying(f"encryption key of {member}"):
             enc = newcomer.state.current_encryption(self.session.clock())
-            wrap = certs.make_team_wrap(
-                team_cert=team_cert,
-                team_sk=key.sk,
-                member=member,
-                member_enc=enc,
-                by=keyring.account,
-                by_seed=keyring.identity.seed,
-            )
+            wrap = _wrap(keyring, team_cert, key.sk, member, enc)
         body = await self.session.call(
             "POST",
             f"/api/v1/teams/{segment(team)}/members",

@@ -138,6 +138,24 @@ def _cert_org(event_type: str, body: Mapping[str, Any]) -> str | None:
     return None
 
 
+async def _insert_cert(
+    conn: AsyncConnection, cert: certs.Cert, served: str, *, log_index: int | None
+) -> None:
+    """The directory row of a certificate: logged at ``log_index``, or (None) pending."""
+    await store.insert_cert(
+        conn,
+        kid=cert["kid"],
+        subject=cert["subject"],
+        use=cert["use"],
+        kind=cert["kind"],
+        org_id=cert["org"],
+        served=served,
+        created=cert["created"],
+        expires=cert["expires"],
+        log_index=log_index,
+    )
+
+
 class KeyLog:
     """The log and its directory. One per process, at ``app[KEYLOG]``.
 
@@ -421,18 +439,7 @@ class KeyLog:
             served = cj(signed).decode("utf-8")
             row = known
             if row is None:
-                await store.insert_cert(
-                    conn,
-                    kid=cert["kid"],
-                    subject=cert["subject"],
-                    use=cert["use"],
-                    kind=cert["kind"],
-                    org_id=cert["org"],
-                    served=served,
-                    created=cert["created"],
-                    expires=cert["expires"],
-                    log_index=index,
-                )
+                await _insert_cert(conn, cert, served, log_index=index)
             elif row.log_index is None:
                 await store.mark_logged(conn, cert["kid"], served=served, log_index=index)
             if t != "admin_key" and supersedes:
@@ -485,18 +492,7 @@ class KeyLog:
                 certs.verify_encryption_cert(signed, identity)
             except CryptoError as exc:
                 raise refusal(exc) from exc
-        await store.insert_cert(
-            conn,
-            kid=cert["kid"],
-            subject=cert["subject"],
-            use=cert["use"],
-            kind=cert["kind"],
-            org_id=cert["org"],
-            served=served,
-            created=cert["created"],
-            expires=cert["expires"],
-            log_index=None,
-        )
+        await _insert_cert(conn, cert, served, log_index=None)
 
     async def _check_pending_identity(self, conn: AsyncConnection, signed: SignedCert) -> None:
         cert = signed["cert"]

@@ -3,7 +3,8 @@
 Bodies are size-checked before they are read (``Content-Length``) and while they are read
 (chunked uploads), decoded as strict UTF-8 JSON, and — for anything signed or hashed —
 accepted only if canonical (PROTOCOL.md §1). Handlers get plain values or typed records,
-never raw requests bodies.
+never raw requests bodies: the features' commands (``from_json``) check the closed shape of
+a body with :func:`check_shape`, so every feature answers a malformed body the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
+from postbox.crypto import shapes
 from postbox.crypto.encoding import b64e, parse_canonical, parse_json
 from postbox.crypto.errors import CryptoError
 from postbox.crypto.primitives import random_bytes
@@ -145,3 +147,24 @@ async def read_canonical(request: web.Request, limit: int) -> tuple[Any, bytes]:
         return parse_canonical(body), body
     except CryptoError as exc:
         raise BadRequest(str(exc), code="non-canonical") from exc
+
+
+# --- commands --------------------------------------------------------------------------------
+def malformed(detail: str) -> BadRequest:
+    """A body that is not what the route takes: 400 ``malformed``."""
+    return BadRequest(detail, code="malformed")
+
+
+def check_shape(shape: shapes.Shape, value: Any, what: str) -> None:
+    """A closed request object; anything unexpected is ``malformed``."""
+    try:
+        shapes.check(shape, value, what)
+    except CryptoError as exc:
+        raise malformed(str(exc)) from exc
+
+
+def one_object(body: Any, member: str) -> dict[str, Any]:
+    """The object in a body of exactly ``{member: {...}}`` (a signed object the service
+    verifies); anything else is ``malformed``."""
+    check_shape(shapes.obj({member: shapes.free_object}), body, "body")
+    return cast(dict[str, Any], body[member])

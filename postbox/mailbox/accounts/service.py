@@ -56,7 +56,8 @@ KINDS: Final = ("citizen", "caseworker", "connector", "admin", "operator")
 #: kinds that belong to an organisation (their identities are org-certified)
 STAFF_KINDS: Final = ("caseworker", "connector", "admin")
 WRAP_VERSION: Final = b"\x01"
-_LANGUAGE: Final = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
+#: a language tag (``de``, ``pt-BR``): account languages and the keys of org and team names
+LANGUAGE_TAG: Final = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 MAX_LANGUAGE_CHARS: Final = 16
 
 
@@ -132,7 +133,7 @@ class AccountService:
         if (
             not isinstance(language, str)
             or len(language) > MAX_LANGUAGE_CHARS
-            or not _LANGUAGE.fullmatch(language)
+            or not LANGUAGE_TAG.fullmatch(language)
         ):
             raise BadRequest(
                 "language: expected a language tag like de or pt-BR", code="invalid-account"

@@ -8,6 +8,7 @@ happen in :mod:`postbox.mailbox.accounts.service`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
@@ -38,6 +39,10 @@ class CredentialRecord:
     mem: int
     failures: int
     next_attempt: int
+
+    def verifier_for(self, method: str) -> bytes:
+        """What a login proof by ``method`` (``pass`` or ``recovery``) is checked against."""
+        return self.pass_verifier if method == "pass" else self.recovery_verifier
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,22 @@ async def credentials_of(conn: AsyncConnection, account_id: str) -> CredentialRe
 
 
 # --- credentials ----------------------------------------------------------------------------
+def _passphrase(
+    *, pass_verifier: bytes, salt: bytes, ops: int, mem: int, now: int
+) -> dict[str, Any]:
+    """The columns a passphrase sets, first or new: its verifier and Argon2id parameters,
+    with the login delay state cleared."""
+    return {
+        "pass_verifier": pass_verifier,
+        "salt": salt,
+        "ops": ops,
+        "mem": mem,
+        "failures": 0,
+        "next_attempt": 0,
+        "updated": now,
+    }
+
+
 async def insert_credentials(
     conn: AsyncConnection,
     *,
@@ -154,14 +175,8 @@ async def insert_credentials(
     await conn.execute(
         credentials.insert().values(
             account_id=account_id,
-            pass_verifier=pass_verifier,
             recovery_verifier=recovery_verifier,
-            salt=salt,
-            ops=ops,
-            mem=mem,
-            failures=0,
-            next_attempt=0,
-            updated=now,
+            **_passphrase(pass_verifier=pass_verifier, salt=salt, ops=ops, mem=mem, now=now),
         )
     )
 
@@ -191,15 +206,7 @@ async def set_pass_credentials(
     await conn.execute(
         update(credentials)
         .where(credentials.c.account_id == account_id)
-        .values(
-            pass_verifier=pass_verifier,
-            salt=salt,
-            ops=ops,
-            mem=mem,
-            failures=0,
-            next_attempt=0,
-            updated=now,
-        )
+        .values(**_passphrase(pass_verifier=pass_verifier, salt=salt, ops=ops, mem=mem, now=now))
     )
 
 

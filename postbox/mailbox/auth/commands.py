@@ -18,19 +18,13 @@ from postbox.crypto.login import METHODS, Method, normalize_login
 from postbox.crypto.primitives import PUBLIC_KEY_BYTES
 from postbox.mailbox.auth.store import SessionRecord
 from postbox.mailbox.errors import BadRequest
+from postbox.mailbox.http import check_shape
 
 MAX_LOGIN_CHARS: Final = 1024  # before normalisation (which caps at 254 UTF-8 bytes)
 MAX_CLIENT_CHARS: Final = 200
 
 
 # --- commands (parsed at the edge) ------------------------------------------------------------
-def _check(shape: shapes.Shape, value: Any, what: str) -> None:
-    try:
-        shapes.check(shape, value, what)
-    except CryptoError as exc:
-        raise BadRequest(str(exc), code="malformed") from exc
-
-
 def _login_name(value: str) -> str:
     try:
         return normalize_login(value)
@@ -70,12 +64,23 @@ _PASSPHRASE_SHAPE = shapes.obj(
 
 
 @dataclass(frozen=True)
+class LoginProof:
+    """A signature over PROTOCOL.md §2's login layout, by ``signer_pk``: what a login and a
+    passphrase change both carry (the server checks it the same way for both)."""
+
+    challenge: bytes
+    signer_pk: bytes
+    signature: bytes
+    method: Method
+
+
+@dataclass(frozen=True)
 class ChallengeRequest:
     login: str  # normalised
 
     @classmethod
     def from_json(cls, value: Any) -> ChallengeRequest:
-        _check(_CHALLENGE_SHAPE, value, "body")
+        check_shape(_CHALLENGE_SHAPE, value, "body")
         return cls(_login_name(value["login"]))
 
 
@@ -89,7 +94,7 @@ class LoginRequest:
 
     @classmethod
     def from_json(cls, value: Any) -> LoginRequest:
-        _check(_LOGIN_SHAPE, value, "body")
+        check_shape(_LOGIN_SHAPE, value, "body")
         return cls(
             login=_login_name(value["login"]),
             challenge=b64d(value["challenge"], CHALLENGE_BYTES),
@@ -97,6 +102,10 @@ class LoginRequest:
             signature=b64d(value["signature"], SIGNATURE_BYTES),
             method=cast(Method, value["method"]),
         )
+
+    @property
+    def proof(self) -> LoginProof:
+        return LoginProof(self.challenge, self.auth_pk, self.signature, self.method)
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class RefreshRequest:
 
     @classmethod
     def from_json(cls, value: Any) -> RefreshRequest:
-        _check(_REFRESH_SHAPE, value, "body")
+        check_shape(_REFRESH_SHAPE, value, "body")
         return cls(value["refresh_token"])
 
 
@@ -119,7 +128,7 @@ class BundleUpdate:
 
     @classmethod
     def from_json(cls, value: Any) -> BundleUpdate:
-        _check(_BUNDLE_PUT_SHAPE, value, "body")
+        check_shape(_BUNDLE_PUT_SHAPE, value, "body")
         return cls(value["bundle"], value["expected_gen"])
 
 
@@ -135,7 +144,7 @@ class PassphraseChange:
 
     @classmethod
     def from_json(cls, value: Any) -> PassphraseChange:
-        _check(_PASSPHRASE_SHAPE, value, "body")
+        check_shape(_PASSPHRASE_SHAPE, value, "body")
         return cls(
             challenge=b64d(value["challenge"], CHALLENGE_BYTES),
             signature=b64d(value["signature"], SIGNATURE_BYTES),
@@ -145,6 +154,10 @@ class PassphraseChange:
             bundle=value["bundle"],
             expected_gen=value["expected_gen"],
         )
+
+    @property
+    def proof(self) -> LoginProof:
+        return LoginProof(self.challenge, self.signer_pk, self.signature, self.method)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postbox.crypto.bundle import DEFAULT_MEM, DEFAULT_OPS, KINDS, Bundle, Kind
 from postbox.crypto.encoding import CHALLENGE_BYTES, b64e
 from postbox.crypto.errors import CryptoError
-from postbox.crypto.login import Method, fake_salt, verify_login
+from postbox.crypto.login import fake_salt, verify_login
 from postbox.crypto.primitives import (
     H,
     check_sign_pk,
@@ -61,7 +61,12 @@ from postbox.crypto.primitives import (
     random_bytes,
 )
 from postbox.mailbox.access import Principal
-from postbox.mailbox.accounts.service import AccountService, check_new_bundle, pass_params
+from postbox.mailbox.accounts.service import (
+    AccountRecord,
+    AccountService,
+    check_new_bundle,
+    pass_params,
+)
 from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.auth import store
 from postbox.mailbox.auth.commands import (
@@ -70,6 +75,7 @@ from postbox.mailbox.auth.commands import (
     ChallengeAnswer,
     ChallengeRequest,
     Grant,
+    LoginProof,
     LoginRequest,
     Me,
     PassphraseChange,
@@ -185,45 +191,21 @@ class AuthService:
         if record is not None:
             c = record.credentials
             state = DelayState(c.failures, c.next_attempt)
-            verifier = c.pass_verifier if req.method == "pass" else c.recovery_verifier
+            verifier: bytes | None = c.verifier_for(req.method)
         else:
             state = DelayState(*kept) if kept is not None else DelayState()
             verifier = None
-        wait = self._delays.wait_ms(state, now)
-        if wait > 0:
-            await self._count(conn, LOGIN_IP, caller.address, now)
-            return _delayed(wait)
+        delayed = await self._delayed(conn, state, caller, now)
+        if delayed is not None:
+            return delayed
         reason = self._proof_problem(
-            challenge=challenge,
-            name=name,
-            login=req.login,
-            raw_challenge=req.challenge,
-            auth_pk=req.auth_pk,
-            signature=req.signature,
-            method=req.method,
-            verifier=verifier,
-            now=now,
+            req.proof, challenge=challenge, name=name, login=req.login, verifier=verifier, now=now
         )
         if reason is None and record is not None and record.account.status != "active":
             reason = "disabled"
         if reason is not None:
-            failed = self._delays.after_failure(state, now)
-            if record is not None:
-                await self._accounts.set_failures(
-                    conn,
-                    record.account.id,
-                    failures=failed.failures,
-                    next_attempt=failed.next_attempt,
-                )
-            else:
-                await store.set_delay_state(
-                    conn,
-                    LOGIN_DELAY + name,
-                    failures=failed.failures,
-                    next_attempt=failed.next_attempt,
-                )
             account_id = record.account.id if record is not None else None
-            await self._count(conn, LOGIN_IP, caller.address, now)
+            await self._failed(conn, state, caller, now, account_id=account_id, name=name)
             await self._audit.record(
                 conn,
                 action="login-failed",
@@ -248,8 +230,7 @@ class AuthService:
             expires=now + self._session_ms,
             client=caller.client,
         )
-        refresh, digest = new_refresh_token()
-        await store.insert_refresh_token(conn, digest=digest, session_id=session_id, now=now)
+        refresh = await _new_refresh_token(conn, session_id, now)
         await self._count(conn, LOGIN_IP, caller.address, now)
         await self._audit.record(
             conn,
@@ -262,40 +243,31 @@ class AuthService:
         log.info("login: account %s, session %s (%s)", account.id, session_id, req.method)
         c = record.credentials
         stale = req.method == "pass" and (c.ops, c.mem) != (DEFAULT_OPS, DEFAULT_MEM)
-        return Grant(
-            account=account.id,
-            access_token=self._tokens.issue(
-                account_id=account.id,
-                kind=account.kind,
-                org_id=account.org_id,
-                session_id=session_id,
-                now=now,
-            ),
-            refresh_token=refresh,
-            expires_in=self._tokens.lifetime_s,
-            rekey=(DEFAULT_OPS, DEFAULT_MEM) if stale else None,
-        )
+        rekey = (DEFAULT_OPS, DEFAULT_MEM) if stale else None
+        return self._grant(account, session_id, refresh, now, rekey=rekey)
 
     def _proof_problem(
         self,
+        proof: LoginProof,
         *,
         challenge: ChallengeRecord | None,
         name: str,
         login: str,
-        raw_challenge: bytes,
-        auth_pk: bytes,
-        signature: bytes,
-        method: Method,
         verifier: bytes | None,
         now: int,
     ) -> str | None:
-        """Why a login proof fails (None: it holds). Every check runs every time."""
+        """Why a login proof fails (None: it holds). Every check runs every time.
+
+        ``challenge`` is the consumed challenge row of ``proof.challenge`` (None: unknown or
+        used), ``name`` the pseudonym of ``login``, ``verifier`` the stored one of the method.
+        """
+        pk = proof.signer_pk
         try:
-            verify_login(auth_pk, signature, raw_challenge, self._origin, login, method)
+            verify_login(pk, proof.signature, proof.challenge, self._origin, login, proof.method)
             signature_ok = True
         except CryptoError:
             signature_ok = False
-        key_ok = equal(self._accounts.verifier(auth_pk), verifier or self._no_verifier)
+        key_ok = equal(self._accounts.verifier(pk), verifier or self._no_verifier)
         bound_ok = challenge is not None and equal(
             challenge.login.encode("ascii"), name.encode("ascii")
         )
@@ -360,22 +332,34 @@ class AuthService:
         account = await self._accounts.get(conn, session.account_id)
         if account is None or account.status != "active":
             return Unauthorized("this session has ended; log in again", code="session-ended")
-        refresh, new_digest = new_refresh_token()
-        await store.insert_refresh_token(conn, digest=new_digest, session_id=session.id, now=now)
+        refresh = await _new_refresh_token(conn, session.id, now)
         await store.touch_session(
             conn, session_id=session.id, now=now, expires=now + self._session_ms
         )
+        return self._grant(account, session.id, refresh, now)
+
+    def _grant(
+        self,
+        account: AccountRecord,
+        session_id: str,
+        refresh: str,
+        now: int,
+        *,
+        rekey: tuple[int, int] | None = None,
+    ) -> Grant:
+        """A new access token for the session, with the refresh token that goes with it."""
         return Grant(
             account=account.id,
             access_token=self._tokens.issue(
                 account_id=account.id,
                 kind=account.kind,
                 org_id=account.org_id,
-                session_id=session.id,
+                session_id=session_id,
                 now=now,
             ),
             refresh_token=refresh,
             expires_in=self._tokens.lifetime_s,
+            rekey=rekey,
         )
 
     async def logout(self, who: Principal) -> None:
@@ -502,27 +486,19 @@ class AuthService:
         name = self._names.login(account.login)
         challenge = await store.consume_challenge(conn, H(req.challenge))
         state = DelayState(creds.failures, creds.next_attempt)
-        wait = self._delays.wait_ms(state, now)
-        if wait > 0:
-            await self._count(conn, LOGIN_IP, caller.address, now)
-            return _delayed(wait)
+        delayed = await self._delayed(conn, state, caller, now)
+        if delayed is not None:
+            return delayed
         reason = self._proof_problem(
+            req.proof,
             challenge=challenge,
             name=name,
             login=account.login,
-            raw_challenge=req.challenge,
-            auth_pk=req.signer_pk,
-            signature=req.signature,
-            method=req.method,
-            verifier=creds.pass_verifier if req.method == "pass" else creds.recovery_verifier,
+            verifier=creds.verifier_for(req.method),
             now=now,
         )
         if reason is not None:
-            failed = self._delays.after_failure(state, now)
-            await self._accounts.set_failures(
-                conn, account.id, failures=failed.failures, next_attempt=failed.next_attempt
-            )
-            await self._count(conn, LOGIN_IP, caller.address, now)
+            await self._failed(conn, state, caller, now, account_id=account.id, name=name)
             await self._audit.record(
                 conn,
                 action="login-failed",
@@ -578,6 +554,40 @@ class AuthService:
         return PassphraseChanged(bundle["gen"], len(revoked))
 
     # --- limits and housekeeping ------------------------------------------------------------
+    async def _delayed(
+        self, conn: AsyncConnection, state: DelayState, caller: Caller, now: int
+    ) -> RateLimited | None:
+        """429 ``login-delayed`` while the name is in its delay (the proof is then not even
+        evaluated); the attempt still counts against the address."""
+        wait = self._delays.wait_ms(state, now)
+        if wait <= 0:
+            return None
+        await self._count(conn, LOGIN_IP, caller.address, now)
+        return _delayed(wait)
+
+    async def _failed(
+        self,
+        conn: AsyncConnection,
+        state: DelayState,
+        caller: Caller,
+        now: int,
+        *,
+        account_id: str | None,
+        name: str,
+    ) -> None:
+        """A failed proof: the next delay, kept with the account or (unknown names) under
+        the name's pseudonym, then the count against the address."""
+        failed = self._delays.after_failure(state, now)
+        if account_id is not None:
+            await self._accounts.set_failures(
+                conn, account_id, failures=failed.failures, next_attempt=failed.next_attempt
+            )
+        else:
+            await store.set_delay_state(
+                conn, LOGIN_DELAY + name, failures=failed.failures, next_attempt=failed.next_attempt
+            )
+        await self._count(conn, LOGIN_IP, caller.address, now)
+
     async def _count(self, conn: AsyncConnection, prefix: str, address: str, now: int) -> None:
         """Count a request against the address's window; 429 over the limit (rolls back)."""
         window = window_start(now)
@@ -603,6 +613,13 @@ class AuthService:
             delays_before=self._delays.forgotten_before(now),
         )
         await store.delete_dead_refresh_tokens(conn, now=now)
+
+
+async def _new_refresh_token(conn: AsyncConnection, session_id: str, now: int) -> str:
+    """A fresh refresh token of the session; only its hash is stored."""
+    refresh, digest = new_refresh_token()
+    await store.insert_refresh_token(conn, digest=digest, session_id=session_id, now=now)
+    return refresh
 
 
 def _delayed(wait_ms: int) -> RateLimited:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -89,6 +89,11 @@ async def delete_old_challenges(conn: AsyncConnection, *, before: int) -> None:
 
 
 # --- sessions -------------------------------------------------------------------------------
+def _live(now: int) -> ColumnElement[bool]:
+    """A session that is neither revoked nor expired."""
+    return and_(sessions.c.revoked.is_(None), sessions.c.expires > now)
+
+
 def _session(row: Any) -> SessionRecord:
     return SessionRecord(
         id=row["id"],
@@ -143,17 +148,14 @@ async def session_state(conn: AsyncConnection, session_id: str) -> SessionState 
     )
 
 
-async def live_sessions(conn: AsyncConnection, account_id: str, *, now: int) -> list[SessionRecord]:
-    """An account's sessions that are neither revoked nor expired, newest first."""
-    query = (
-        select(sessions)
-        .where(
-            sessions.c.account_id == account_id,
-            sessions.c.revoked.is_(None),
-            sessions.c.expires > now,
-        )
-        .order_by(sessions.c.created.desc(), sessions.c.id)
-    )
+async def live_sessions(
+    conn: AsyncConnection, account_id: str | None, *, now: int
+) -> list[SessionRecord]:
+    """Live sessions, newest first: an account's, or (``None``, the operator's view) all."""
+    query = select(sessions).where(_live(now))
+    if account_id is not None:
+        query = query.where(sessions.c.account_id == account_id)
+    query = query.order_by(sessions.c.created.desc(), sessions.c.id)
     return [_session(r) for r in (await conn.execute(query)).mappings().all()]
 
 
@@ -163,15 +165,22 @@ async def revoke_session(
     """Revoke one live session of this account; False if there is none."""
     result = await conn.execute(
         update(sessions)
-        .where(
-            sessions.c.id == session_id,
-            sessions.c.account_id == account_id,
-            sessions.c.revoked.is_(None),
-            sessions.c.expires > now,
-        )
+        .where(sessions.c.id == session_id, sessions.c.account_id == account_id, _live(now))
         .values(revoked=now)
     )
     return result.rowcount == 1
+
+
+async def revoke_any_session(conn: AsyncConnection, *, session_id: str, now: int) -> str | None:
+    """Revoke a live session of any account (the operator); its account, None if none."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, _live(now))
+        .values(revoked=now)
+        .returning(sessions.c.account_id)
+    )
+    row = result.first()
+    return None if row is None else str(row[0])
 
 
 async def revoke_other_sessions(

@@ -39,24 +39,23 @@ from postbox.crypto import activation, certs, shapes
 from postbox.crypto.encoding import KEY_BYTES, b64d, b64e
 from postbox.crypto.errors import CryptoError, OrgCertificationMissing
 from postbox.crypto.primitives import H, check_sign_pk
-from postbox.keys.directory import Directory
 from postbox.keys.log import KeyLog
 from postbox.mailbox.access import Principal
-from postbox.mailbox.accounts.service import AccountService
+from postbox.mailbox.accounts.service import STAFF_KINDS, AccountService
 from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
+from postbox.mailbox.http import check_shape, malformed
 from postbox.mailbox.invitations import store
 from postbox.mailbox.orgs import store as org_store
 from postbox.mailbox.orgs.service import (
-    STAFF_KINDS,
+    OrgFeatureService,
     cert_fresh,
     check_language,
-    check_shape,
     display_name,
+    existing_org,
     invalid,
-    malformed,
 )
 from postbox.mailbox.teams import store as team_store
 
@@ -324,24 +323,20 @@ def check_new_keys(
     return identity, enc
 
 
-class InvitationService:
+class InvitationService(OrgFeatureService):
+    """``app[INVITATIONS]``: invitations, activation and self-registration."""
+
     def __init__(
         self,
         db: Database,
         clock: Clock,
         *,
         keylog: KeyLog,
-        directory: Directory,
         accounts: AccountService,
         audit: Audit,
         pepper: bytes,
     ) -> None:
-        self._db = db
-        self._clock = clock
-        self._keylog = keylog
-        self._directory = directory
-        self._accounts = accounts
-        self._audit = audit
+        super().__init__(db, clock, keylog=keylog, accounts=accounts, audit=audit)
         self._pepper = pepper
 
     # -- inviting --
@@ -424,8 +419,7 @@ class InvitationService:
         admin of an organisation); its inviter is recorded as NULL."""
         now = self._clock()
         async with self._db.write() as conn:
-            if await org_store.get_org(conn, org_id) is None:
-                raise NotFound("no such organisation", code="org-not-found")
+            await existing_org(conn, org_id)
             row = await self._insert(
                 conn,
                 invitation_id=invitation_id,

@@ -38,11 +38,11 @@ from postbox.crypto.transparency import MAX_PATH
 from postbox.keys.heads import MAX_LEAVES_PAGE
 from postbox.keys.merkle import HASH_BYTES
 from postbox.mailbox.accounts.service import KINDS as ACCOUNT_KINDS
-from postbox.mailbox.accounts.service import MAX_LANGUAGE_CHARS
+from postbox.mailbox.accounts.service import MAX_LANGUAGE_CHARS, STAFF_KINDS
 from postbox.mailbox.auth.commands import MAX_CLIENT_CHARS, MAX_LOGIN_CHARS
 from postbox.mailbox.errors import PROBLEM_BASE
 from postbox.mailbox.invitations.service import INVITED_KINDS, MAX_LOGIN_BYTES
-from postbox.mailbox.orgs.service import MAX_LANGUAGES, MAX_NAME_BYTES, STAFF_KINDS
+from postbox.mailbox.orgs.service import MAX_LANGUAGES, MAX_NAME_BYTES
 from postbox.mailbox.teams.service import MAX_WRAPS
 
 Json = dict[str, Any]

@@ -36,17 +36,9 @@ async def start(app: web.Application) -> None:
     db, clock, keylog = app[DB], app[CLOCK], app[KEYLOG]
     accounts, audit = app[ACCOUNTS], app[AUDIT]
     app[ORGS] = OrgService(db, clock, keylog=keylog, accounts=accounts, audit=audit)
-    app[TEAMS] = TeamService(
-        db, clock, keylog=keylog, directory=keylog.directory, accounts=accounts, audit=audit
-    )
+    app[TEAMS] = TeamService(db, clock, keylog=keylog, accounts=accounts, audit=audit)
     app[INVITATIONS] = InvitationService(
-        db,
-        clock,
-        keylog=keylog,
-        directory=keylog.directory,
-        accounts=accounts,
-        audit=audit,
-        pepper=app[SECRETS].pepper,
+        db, clock, keylog=keylog, accounts=accounts, audit=audit, pepper=app[SECRETS].pepper
     )
 
 

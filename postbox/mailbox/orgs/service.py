@@ -18,7 +18,6 @@ Every method runs one transaction; the key log (``app[KEYLOG]``), the accounts
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,19 +32,18 @@ from postbox.crypto.primitives import random_bytes
 from postbox.keys.directory import Directory
 from postbox.keys.log import KeyLog
 from postbox.mailbox.access import Principal
-from postbox.mailbox.accounts.service import AccountService
+from postbox.mailbox.accounts.service import LANGUAGE_TAG, STAFF_KINDS, AccountService
 from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from postbox.mailbox.http import malformed, one_object
 from postbox.mailbox.orgs import store
 
-STAFF_KINDS: Final = ("caseworker", "connector", "admin")
 #: kinds that can be team members (admins manage teams but hold no team key)
 MEMBER_KINDS: Final = ("caseworker", "connector")
 MAX_NAME_BYTES: Final = 200
 MAX_LANGUAGES: Final = 32
-LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 #: certificates may be dated this far in the future (client clocks drift)
 CLOCK_SKEW_MS: Final = 5 * 60 * 1000
 
@@ -60,16 +58,13 @@ def invalid(thing: str, exc: CryptoError) -> BadRequest:
     return BadRequest(f"{thing}: {type(exc).__name__}: {exc}", code=f"invalid-{thing}")
 
 
-def malformed(detail: str) -> BadRequest:
-    return BadRequest(detail, code="malformed")
-
-
-def check_shape(shape: shapes.Shape, value: Any, what: str) -> None:
-    """A closed request object; anything unexpected is ``malformed``."""
+def check_signed(shape: shapes.Shape, value: Any, what: str, thing: str) -> None:
+    """The closed shape of a signed object in a body: refused like its signature would be
+    (``invalid-<thing>``), not as a ``malformed`` body."""
     try:
         shapes.check(shape, value, what)
     except CryptoError as exc:
-        raise malformed(str(exc)) from exc
+        raise invalid(thing, exc) from exc
 
 
 def check_text(value: Any, what: str, max_bytes: int = MAX_NAME_BYTES) -> str:
@@ -88,7 +83,7 @@ def check_text(value: Any, what: str, max_bytes: int = MAX_NAME_BYTES) -> str:
 
 
 def check_language(value: Any, what: str = "language") -> str:
-    if not isinstance(value, str) or not LANGUAGE.fullmatch(value):
+    if not isinstance(value, str) or not LANGUAGE_TAG.fullmatch(value):
         raise malformed(f"{what}: expected a language tag like de or en")
     return value
 
@@ -111,16 +106,29 @@ def display_name(names: Mapping[str, str], language: str = "de") -> str:
     return names[sorted(names)[0]]
 
 
+def org_not_found() -> NotFound:
+    """The one answer for an organisation that does not exist *for the caller*."""
+    return NotFound("no such organisation", code="org-not-found")
+
+
+async def existing_org(conn: AsyncConnection, org_id: str) -> store.OrgRow:
+    """The organisation's row, or the 404 of :func:`org_not_found`."""
+    org = await store.get_org(conn, org_id)
+    if org is None:
+        raise org_not_found()
+    return org
+
+
 def require_member(who: Principal, org_id: str) -> None:
     """Another organisation's objects do not exist for the caller."""
     if who.org_id != org_id:
-        raise NotFound("no such organisation", code="org-not-found")
+        raise org_not_found()
 
 
 def require_staff(who: Principal, org_id: str) -> None:
     require_member(who, org_id)
     if who.kind not in STAFF_KINDS:
-        raise NotFound("no such organisation", code="org-not-found")
+        raise org_not_found()
 
 
 def require_admin(who: Principal, org_id: str) -> None:
@@ -228,8 +236,7 @@ class RegisterRoot:
 
     @classmethod
     def from_json(cls, body: Any) -> RegisterRoot:
-        check_shape(shapes.obj({"org_root": shapes.free_object}), body, "body")
-        return cls(body["org_root"])
+        return cls(one_object(body, "org_root"))
 
 
 @dataclass(frozen=True)
@@ -238,11 +245,14 @@ class Certify:
 
     @classmethod
     def from_json(cls, body: Any) -> Certify:
-        check_shape(shapes.obj({"identity": shapes.free_object}), body, "body")
-        return cls(body["identity"])
+        return cls(one_object(body, "identity"))
 
 
-class OrgService:
+class OrgFeatureService:
+    """What the org, team and invitation services share: the database (one transaction per
+    call), the clock, and the key log (with its key directory), the accounts and the audit
+    log, which join that transaction."""
+
     def __init__(
         self,
         db: Database,
@@ -255,8 +265,13 @@ class OrgService:
         self._db = db
         self._clock = clock
         self._keylog = keylog
+        self._directory: Directory = keylog.directory
         self._accounts = accounts
         self._audit = audit
+
+
+class OrgService(OrgFeatureService):
+    """``app[ORGS]``: organisations, their root and the org certification of staff keys."""
 
     async def create(self, cmd: NewOrg, *, actor: str | None = None) -> Org:
         """Create an organisation (the operator CLI; ``actor`` None = the operator)."""
@@ -297,10 +312,7 @@ class OrgService:
     async def get(self, who: Principal, org_id: str) -> Org:
         require_member(who, org_id)
         async with self._db.read() as conn:
-            row = await store.get_org(conn, org_id)
-        if row is None:
-            raise NotFound("no such organisation", code="org-not-found")
-        return Org.of(row)
+            return Org.of(await existing_org(conn, org_id))
 
     async def register_root(self, who: Principal, org_id: str, cmd: RegisterRoot) -> Org:
         """Register the org's self-signed root, once, and log it as the org chain's start."""
@@ -314,8 +326,7 @@ class OrgService:
         fingerprint = certs.org_fingerprint(root)
         now = self._clock()
         async with self._db.write() as conn:
-            if await store.get_org(conn, org_id) is None:
-                raise NotFound("no such organisation", code="org-not-found")
+            await existing_org(conn, org_id)
             # the root is stored first: the key log pins org roots from the database when it
             # replays the org chain that this event starts
             if not await store.set_root(conn, org_id, root=cmd.org_root, fingerprint=fingerprint):
@@ -350,9 +361,7 @@ class OrgService:
         require_admin(who, org_id)
         now = self._clock()
         async with self._db.write() as conn:
-            org = await store.get_org(conn, org_id)
-            if org is None:
-                raise NotFound("no such organisation", code="org-not-found")
+            org = await existing_org(conn, org_id)
             if org.root is None:
                 raise Conflict(
                     "register the org root before certifying keys", code="org-root-missing"

@@ -44,25 +44,22 @@ from postbox.crypto import certs, domain, shapes
 from postbox.crypto.encoding import SIGNATURE_BYTES, b64d, cj
 from postbox.crypto.errors import CertificateInvalid, CryptoError
 from postbox.crypto.primitives import verify
-from postbox.keys.directory import Directory
-from postbox.keys.log import KeyLog
 from postbox.mailbox.access import Principal
-from postbox.mailbox.accounts.service import AccountService
-from postbox.mailbox.audit.service import Audit
-from postbox.mailbox.clock import Clock
-from postbox.mailbox.db.engine import Database
+from postbox.mailbox.accounts.service import STAFF_KINDS
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from postbox.mailbox.http import check_shape, one_object
 from postbox.mailbox.orgs import store as org_store
 from postbox.mailbox.orgs.service import (
     CLOCK_SKEW_MS,
     MEMBER_KINDS,
-    STAFF_KINDS,
+    OrgFeatureService,
     cert_fresh,
     check_names,
-    check_shape,
+    check_signed,
     current_admin,
     current_encryption,
     current_identity,
+    existing_org,
     invalid,
     require_admin,
     require_staff,
@@ -125,8 +122,7 @@ class RemoveMember:
 
     @classmethod
     def from_json(cls, body: Any) -> RemoveMember:
-        check_shape(shapes.obj({"membership": shapes.free_object}), body, "body")
-        return cls(body["membership"])
+        return cls(one_object(body, "membership"))
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -192,23 +188,8 @@ def _verify_wrap_signature(signed: certs.SignedTeamWrap, by_identity: certs.Cert
     )
 
 
-class TeamService:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        *,
-        keylog: KeyLog,
-        directory: Directory,
-        accounts: AccountService,
-        audit: Audit,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._keylog = keylog
-        self._directory = directory
-        self._accounts = accounts
-        self._audit = audit
+class TeamService(OrgFeatureService):
+    """``app[TEAMS]``: team mailboxes, their members and the opaque wraps of their keys."""
 
     # -- reading --
     async def _visible(
@@ -226,6 +207,12 @@ class TeamService:
             key = None if rec is None else rec.served
         members = await store.current_members(conn, team.id)
         return Team(team.id, team.org_id, team.names, key, members, team.rotation_pending)
+
+    async def _reread(self, conn: AsyncConnection, team_id: str) -> Team:
+        """The team as the change just made in this transaction left it."""
+        team = await store.get_team(conn, team_id)
+        assert team is not None
+        return await self._view(conn, team)
 
     async def get(self, who: Principal, team_id: str) -> Team:
         async with self._db.read() as conn:
@@ -265,8 +252,7 @@ class TeamService:
         require_admin(who, org_id)
         now = self._clock()
         async with self._db.write() as conn:
-            if await org_store.get_org(conn, org_id) is None:
-                raise NotFound("no such organisation", code="org-not-found")
+            await existing_org(conn, org_id)
             if await org_store.subject_taken(conn, cmd.team):
                 raise Conflict("this id is already in use", code="team-exists")
             await store.insert_team(
@@ -280,18 +266,13 @@ class TeamService:
                 details={"org": org_id},
                 now=now,
             )
-            team = await store.get_team(conn, cmd.team)
-            assert team is not None
-            return await self._view(conn, team)
+            return await self._reread(conn, cmd.team)
 
     # -- checks shared by the changes --
     async def _membership(
         self, conn: AsyncConnection, team: store.TeamRow, signed: Any, now: int
     ) -> certs.Membership:
-        try:
-            shapes.check(certs.SIGNED_MEMBERSHIP_SHAPE, signed, "membership")
-        except CryptoError as exc:
-            raise invalid("membership", exc) from exc
+        check_signed(certs.SIGNED_MEMBERSHIP_SHAPE, signed, "membership", "membership")
         admin = await current_admin(self._directory, conn, signed["by"], team.org_id, now)
         try:
             m = certs.verify_membership(signed, admin, team.org_id)
@@ -332,10 +313,7 @@ class TeamService:
         now: int,
     ) -> certs.SignedTeamWrap:
         """A wrap made by one of ``wrappers`` for one of ``recipients``' current keys."""
-        try:
-            shapes.check(certs.SIGNED_TEAM_WRAP_SHAPE, signed, "team wrap")
-        except CryptoError as exc:
-            raise invalid("wrap", exc) from exc
+        check_signed(certs.SIGNED_TEAM_WRAP_SHAPE, signed, "team wrap", "wrap")
         s = cast(certs.SignedTeamWrap, signed)
         wrap = s["team_wrap"]
         if wrap["team"] != team.id:
@@ -361,10 +339,7 @@ class TeamService:
     async def _check_team_cert(
         self, conn: AsyncConnection, team: store.TeamRow, signed: Any, now: int
     ) -> certs.Cert:
-        try:
-            shapes.check(certs.SIGNED_CERT_SHAPE, signed, "team certificate")
-        except CryptoError as exc:
-            raise invalid("team-key", exc) from exc
+        check_signed(certs.SIGNED_CERT_SHAPE, signed, "team certificate", "team-key")
         claimed = cast(certs.SignedCert, signed)["cert"]
         if (claimed["subject"], claimed["org"], claimed["kind"]) != (team.id, team.org_id, "team"):
             raise BadRequest("not a certificate of this team", code="invalid-team-key")
@@ -456,9 +431,7 @@ class TeamService:
                 details={"kid": cert["kid"], "first": first, "wraps": len(wraps)},
                 now=now,
             )
-            updated = await store.get_team(conn, team.id)
-            assert updated is not None
-            return await self._view(conn, updated)
+            return await self._reread(conn, team.id)
 
     async def add_member(self, who: Principal, team_id: str, cmd: AddMember) -> Team:
         now = self._clock()
@@ -497,9 +470,7 @@ class TeamService:
                 details={"member": cmd.member},
                 now=now,
             )
-            updated = await store.get_team(conn, team.id)
-            assert updated is not None
-            return await self._view(conn, updated)
+            return await self._reread(conn, team.id)
 
     async def remove_member(
         self, who: Principal, team_id: str, member: str, cmd: RemoveMember
@@ -528,9 +499,7 @@ class TeamService:
                 details={"member": member},
                 now=now,
             )
-            updated = await store.get_team(conn, team.id)
-            assert updated is not None
-            return await self._view(conn, updated)
+            return await self._reread(conn, team.id)
 
     async def _put_wrap(
         self, conn: AsyncConnection, team_id: str, s: certs.SignedTeamWrap, now: int

@@ -79,6 +79,10 @@ class ServerInfo:
     ops: int
     mem: int
     json_bytes: int
+    message_bytes: int
+    blob_bytes: int
+    part_bytes: int
+    quota_bytes: int
 
     @classmethod
     def from_json(cls, value: Any) -> ServerInfo:
@@ -92,6 +96,10 @@ class ServerInfo:
                 ops=_need_int(argon2["ops"]),
                 mem=_need_int(argon2["mem"]),
                 json_bytes=_need_int(limits["json_bytes"]),
+                message_bytes=_need_int(limits["message_bytes"]),
+                blob_bytes=_need_int(limits["blob_bytes"]),
+                part_bytes=_need_int(limits["part_bytes"]),
+                quota_bytes=_need_int(limits["quota_bytes"]),
             )
             check_sign_pk(info.log_pk)
             check_sign_pk(info.receipt_pk)

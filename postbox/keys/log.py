@@ -687,5 +687,11 @@ class KeyLog:
             "log_pk": b64e(self.log_pk),
             "receipt_pk": b64e(self.receipt_pk),
             "argon2": {"ops": DEFAULT_OPS, "mem": DEFAULT_MEM},
-            "limits": {"json_bytes": self._settings.max_json_bytes},
+            "limits": {
+                "json_bytes": self._settings.max_json_bytes,
+                "message_bytes": self._settings.max_message_bytes,
+                "blob_bytes": self._settings.max_blob_bytes,
+                "part_bytes": self._settings.max_part_bytes,
+                "quota_bytes": self._settings.quota_bytes,
+            },
         }

@@ -49,6 +49,23 @@ class Settings:
     tree_head_seconds: int = 3600
     #: largest JSON request body
     max_json_bytes: int = 256 * 1024
+    # --- mailbox (messages, attachments, live events) --------------------------------------
+    #: largest POST /api/v1/messages body (the canonical wire envelope)
+    max_message_bytes: int = 4 * 1024 * 1024
+    #: largest attachment blob (announced in GET /api/v1/server)
+    max_blob_bytes: int = 1024 * 1024 * 1024
+    #: largest upload part (PROTOCOL.md §6: parts of a few MiB)
+    max_part_bytes: int = 8 * 1024 * 1024
+    #: stored blob bytes per account (complete and in-progress uploads)
+    quota_bytes: int = 4 * 1024 * 1024 * 1024
+    #: incomplete and unreferenced blobs are deleted after this long
+    upload_expiry_seconds: int = 24 * 3600
+    #: how often expired blobs, purged trash and retention deletions are collected
+    gc_interval_seconds: int = 600
+    #: a WebSocket must authenticate within this many seconds
+    ws_auth_seconds: int = 5
+    #: most sends written in one group-commit transaction
+    send_batch_max: int = 128
     #: SQLite durability: FULL survives power loss, NORMAL only process crashes
     sqlite_synchronous: str = "FULL"
     #: run migrations at start (with a lock, so only one process migrates)
@@ -106,6 +123,20 @@ class Settings:
         for name in ("access_token_seconds", "refresh_token_seconds", "challenge_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+        for name in (
+            "max_message_bytes",
+            "max_blob_bytes",
+            "max_part_bytes",
+            "quota_bytes",
+            "upload_expiry_seconds",
+            "gc_interval_seconds",
+            "ws_auth_seconds",
+            "send_batch_max",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.max_part_bytes > 64 * 1024 * 1024:
+            raise SettingsError("max_part_bytes is at most 64 MiB")
         if self.challenge_seconds > 120:
             raise SettingsError("challenges live at most 120 s (PROTOCOL.md §4)")
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):

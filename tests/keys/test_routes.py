@@ -70,7 +70,13 @@ async def test_server_info(kclient: Client) -> None:
         "log_pk": b64e(secrets.log_pk),
         "receipt_pk": b64e(secrets.receipt_pk),
         "argon2": {"ops": DEFAULT_OPS, "mem": DEFAULT_MEM},
-        "limits": {"json_bytes": kclient.app[SETTINGS].max_json_bytes},
+        "limits": {
+            "json_bytes": kclient.app[SETTINGS].max_json_bytes,
+            "message_bytes": kclient.app[SETTINGS].max_message_bytes,
+            "blob_bytes": kclient.app[SETTINGS].max_blob_bytes,
+            "part_bytes": kclient.app[SETTINGS].max_part_bytes,
+            "quota_bytes": kclient.app[SETTINGS].quota_bytes,
+        },
     }
 
 

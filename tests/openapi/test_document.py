@@ -32,11 +32,11 @@ from postbox.mailbox.openapi.document import (
     APPEND_409,
     AUTH_401,
     CODES,
-    DOCUMENT,
     OPENAPI_PATH,
     PROBLEM_JSON,
     b64_pattern,
     build_document,
+    document,
 )
 from postbox.mailbox.settings import Settings
 
@@ -73,18 +73,18 @@ def app(tmp_path: Path) -> web.Application:
 
 # --- the document itself -------------------------------------------------------------------
 def test_document_is_valid_openapi_3_1() -> None:
-    assert DOCUMENT["openapi"] == "3.1.0"
-    OpenAPIV31SpecValidator(DOCUMENT).validate()
+    assert document()["openapi"] == "3.1.0"
+    OpenAPIV31SpecValidator(document()).validate()
 
 
 def test_document_is_json_data_and_stable() -> None:
-    assert parse_canonical(cj(DOCUMENT)) == DOCUMENT
-    assert build_document() == DOCUMENT
+    assert parse_canonical(cj(document())) == document()
+    assert build_document() == document()
 
 
 def test_every_route_is_documented_and_every_operation_exists(app: web.Application) -> None:
     routes = router_routes(app)
-    documented = {(m, p) for m, p, _ in operations(DOCUMENT)}
+    documented = {(m, p) for m, p, _ in operations(document())}
     assert sorted(set(routes) - documented) == [], "routes missing from the document"
     assert sorted(documented - set(routes)) == [], "documented operations the server lacks"
     assert len(documented) == len(routes) >= 36
@@ -92,8 +92,8 @@ def test_every_route_is_documented_and_every_operation_exists(app: web.Applicati
 
 def test_security_matches_the_servers_default_deny(app: web.Application) -> None:
     routes = router_routes(app)
-    assert DOCUMENT["security"] == [{"bearerAuth": []}]
-    for method, path, op in operations(DOCUMENT):
+    assert document()["security"] == [{"bearerAuth": []}]
+    for method, path, op in operations(document()):
         documented_public = op.get("security") == []
         assert documented_public == is_public(routes[(method, path)]), (method, path)
         if not documented_public:
@@ -102,9 +102,9 @@ def test_security_matches_the_servers_default_deny(app: web.Application) -> None
 
 
 def test_operations_are_complete() -> None:
-    ids = [op["operationId"] for _, _, op in operations(DOCUMENT)]
+    ids = [op["operationId"] for _, _, op in operations(document())]
     assert len(ids) == len(set(ids)), "operationIds are unique"
-    for method, path, op in operations(DOCUMENT):
+    for method, path, op in operations(document()):
         where = f"{method} {path}"
         assert op["summary"] and op["description"] and op["tags"], where
         templated = re.findall(r"\{([^}]+)\}", path)
@@ -137,7 +137,7 @@ def _codes(op: dict[str, Any], status: str) -> list[str]:
 def test_every_documented_code_is_used_and_explained() -> None:
     used = {
         code
-        for _, _, op in operations(DOCUMENT)
+        for _, _, op in operations(document())
         for status in op["responses"]
         if status >= "400"
         for code in _codes(op, status)
@@ -183,8 +183,8 @@ async def test_served_document_is_exactly_the_document(client: Client) -> None:
     assert resp.content_type == "application/json"
     assert "max-age" in resp.headers["Cache-Control"]
     body = await resp.read()
-    assert body == cj(DOCUMENT)
-    assert parse_canonical(body) == DOCUMENT
+    assert body == cj(document())
+    assert parse_canonical(body) == document()
     # public: no session needed, and a bad token does not matter either
     bad = await client.get(OPENAPI_PATH, headers={"Authorization": "Bearer nonsense"})
     assert bad.status == 200

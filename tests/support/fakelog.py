@@ -135,7 +135,13 @@ class FakeServer:
                     "log_pk": b64e(self.announce_log_pk or log.log_pk),
                     "receipt_pk": b64e(sign_keypair(log.receipt_seed)[0]),
                     "argon2": {"ops": 2, "mem": 64 * 1024 * 1024},
-                    "limits": {"json_bytes": 262144},
+                    "limits": {
+                        "json_bytes": 262144,
+                        "message_bytes": 4194304,
+                        "blob_bytes": 1073741824,
+                        "part_bytes": 8388608,
+                        "quota_bytes": 4294967296,
+                    },
                 }
             )
 

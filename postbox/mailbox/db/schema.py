@@ -257,3 +257,126 @@ audit_log = Table(
     Column("prev", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
+
+# --- mailbox: blobs, messages, threads, mailbox entries, notification outbox ------------------
+# (issue 4; the tables the features share. Feature-private tables follow in their sections.)
+PK = BigInteger().with_variant(Integer, "sqlite")  # an autoincrementing surrogate key
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", ID, primary_key=True),  # chosen by the client (16 random bytes, b64)
+    Column("owner_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("state", String(12), nullable=False),  # uploading | complete
+    Column("size", BigInteger, nullable=False),  # the announced blob length (ciphertext)
+    Column("received", BigInteger, nullable=False, default=0),  # bytes stored so far
+    Column("hash", LargeBinary(32)),  # H(key="postbox/v1/blob", blob), set on completion
+    Column("created", TIME, nullable=False),
+    Column("completed", TIME),
+    # an incomplete or unreferenced blob is garbage-collected after this time; NULL once a
+    # message references it (then retention decides)
+    Column("expires", TIME),
+    Index("ix_blobs_owner_id", "owner_id"),
+    Index("ix_blobs_expires", "expires"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False),  # header.id, chosen by the client
+    Column("from_id", ID, nullable=False),  # header.from: an account or a team mailbox
+    Column("signer_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("org_id", ID),  # the organisation the exchange belongs to (retention, cases)
+    Column("kind", String(16), nullable=False),  # header.kind
+    Column("thread_id", ID),
+    Column("case_id", ID),
+    Column("created", TIME, nullable=False),  # header.created (the client's clock)
+    Column("accepted", TIME, nullable=False),  # the server's clock, as in the receipt
+    Column("digest", LargeBinary(64), nullable=False),
+    Column("wire", LargeBinary, nullable=False),  # the canonical wire body, as received
+    Column("receipt", Text, nullable=False),  # cj of the signed submission receipt
+    Column("size", BigInteger, nullable=False),  # wire bytes + referenced blob bytes
+    UniqueConstraint("from_id", "id"),
+    Index("ix_messages_case_id", "case_id"),
+)
+
+message_blobs = Table(
+    "message_blobs",
+    metadata,
+    Column("blob_id", ID, ForeignKey("blobs.id"), primary_key=True),  # a blob is used once
+    Column("message_pk", PK, ForeignKey("messages.pk"), nullable=False),
+    Column("position", SmallInteger, nullable=False),  # index in header.blobs
+    Index("ix_message_blobs_message_pk", "message_pk"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", ID, primary_key=True),  # header.thread of the message that started it
+    Column("org_id", ID, ForeignKey("organisations.id")),
+    Column("started_by", ID, nullable=False),  # the mailbox that started it
+    Column("created", TIME, nullable=False),
+)
+
+thread_mailboxes = Table(
+    "thread_mailboxes",
+    metadata,
+    Column("thread_id", ID, ForeignKey("threads.id"), primary_key=True),
+    Column("mailbox_id", ID, primary_key=True),  # every from/to mailbox of its messages
+    Index("ix_thread_mailboxes_mailbox_id", "mailbox_id"),
+)
+
+mailbox_entries = Table(
+    "mailbox_entries",
+    metadata,
+    # one row per mailbox a message is addressed to (header.rcpt: every `to` and `from`);
+    # `pk` orders a mailbox newest-first and is the keyset-pagination cursor
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("mailbox_id", ID, nullable=False),
+    Column("message_pk", PK, ForeignKey("messages.pk"), nullable=False),
+    Column("folder", String(8), nullable=False),  # inbox | sent | archive | trash
+    Column("kind", String(16), nullable=False),  # copied from the message, for filters
+    Column("thread_id", ID),
+    Column("case_id", ID),
+    Column("accepted", TIME, nullable=False),
+    Column("read", TIME),  # NULL: unread (per mailbox; shared by a team's members)
+    Column("flagged", Boolean, nullable=False, default=False),
+    Column("moved", TIME),  # when it last changed folder (trash purge counts from it)
+    UniqueConstraint("mailbox_id", "message_pk"),
+    Index("ix_mailbox_entries_mailbox_id_folder_pk", "mailbox_id", "folder", "pk"),
+    Index("ix_mailbox_entries_mailbox_id_thread_id_pk", "mailbox_id", "thread_id", "pk"),
+    Index("ix_mailbox_entries_mailbox_id_case_id_pk", "mailbox_id", "case_id", "pk"),
+    Index("ix_mailbox_entries_mailbox_id_folder_read", "mailbox_id", "folder", "read"),
+    Index("ix_mailbox_entries_message_pk", "message_pk"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # notification outbox: written in the message's transaction; the notifications issue
+    # adds the workers that claim, send and mark rows
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("message_pk", PK, ForeignKey("messages.pk")),
+    Column("kind", String(24), nullable=False),  # new_message | decision | info_request | …
+    Column("created", TIME, nullable=False),
+    Column("state", String(12), nullable=False, default="pending"),  # pending | sent | dropped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", TIME, nullable=False),
+    Column("done", TIME),
+    Index("ix_outbox_state_next_attempt", "state", "next_attempt"),
+    Index("ix_outbox_message_pk", "message_pk"),
+)
+
+# --- [uploads] upload parts (blobs feature) ----------------------------------------------------
+# --- [end uploads] ------------------------------------------------------------------------------
+
+# --- [cases] cases, case history, reference counters, procedures (cases feature) ---------------
+# --- [end cases] --------------------------------------------------------------------------------
+
+# --- [delivery] delivery events, read receipts, legal clock (delivery feature) -----------------
+# --- [end delivery] -----------------------------------------------------------------------------
+
+# --- [events] live events (events feature) ------------------------------------------------------
+# --- [end events] -------------------------------------------------------------------------------

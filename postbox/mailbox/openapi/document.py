@@ -14,6 +14,7 @@ rules a JSON Schema cannot state (canonical JSON, signatures, who may do what).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -267,6 +268,14 @@ _STATUS_TITLES: Final = {
     429: "Too many requests",
     503: "Service unavailable",
 }
+
+
+def register_codes(codes: Mapping[str, str]) -> None:
+    """Add a feature's problem codes (a code may be shared only with the same meaning)."""
+    for code, text in codes.items():
+        if CODES.get(code, text) != text:
+            raise ValueError(f"problem code {code!r} registered twice with other meanings")
+        CODES[code] = text
 
 
 def problem_type(code: str) -> str:
@@ -620,7 +629,13 @@ def _schemas() -> dict[str, Json]:
                 description="The current Argon2id defaults for new pass bundles",
             ),
             "limits": closed(
-                {"json_bytes": integer(1, MAX_SAFE_INTEGER, "Largest JSON request body")}
+                {
+                    "json_bytes": integer(1, MAX_SAFE_INTEGER, "Largest JSON request body"),
+                    "message_bytes": integer(1, MAX_SAFE_INTEGER, "Largest message envelope"),
+                    "blob_bytes": integer(1, MAX_SAFE_INTEGER, "Largest attachment blob"),
+                    "part_bytes": integer(1, MAX_SAFE_INTEGER, "Largest upload part"),
+                    "quota_bytes": integer(1, MAX_SAFE_INTEGER, "Blob bytes per account"),
+                }
             ),
         },
         description="What clients pin before they log in",
@@ -1618,7 +1633,22 @@ def _paths() -> dict[str, Json]:
 
 
 def build_document() -> Json:
-    """The whole document (a fresh copy each call)."""
+    """The whole document (a fresh copy each call), with every feature part merged in."""
+    # local import: the part modules import this one for its builders
+    from postbox.mailbox.openapi.parts import load_parts
+
+    paths = _paths()
+    schemas = _schemas()
+    tags: list[Json] = []
+    for part in load_parts():
+        for name, value in part.schemas().items():
+            if schemas.setdefault(name, value) != value:
+                raise ValueError(f"schema {name!r} defined twice")
+        for path, item in part.paths().items():
+            if path in paths and set(paths[path]) & set(item):
+                raise ValueError(f"path {path!r} documented twice")
+            paths.setdefault(path, {}).update(item)
+        tags.extend(part.TAGS)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -1649,10 +1679,11 @@ def build_document() -> Json:
             {"name": "teams", "description": "Team mailboxes"},
             {"name": "invitations", "description": "Invitations"},
             {"name": "activation", "description": "Activation and self-registration"},
+            *tags,
         ],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",
@@ -1684,4 +1715,7 @@ def build_document() -> Json:
     }
 
 
-DOCUMENT: Final[Json] = build_document()
+@functools.cache
+def document() -> Json:
+    """The document, built once (lazily: feature parts import this module)."""
+    return build_document()

@@ -1,6 +1,6 @@
 """``GET /api/v1/openapi.json``: the OpenAPI 3.1 document, public and briefly cacheable.
 
-The document is static (:data:`postbox.mailbox.openapi.document.DOCUMENT`); it is served as
+The document is static (:func:`postbox.mailbox.openapi.document.document`); it is served as
 canonical JSON, encoded once.
 """
 
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from postbox.crypto.encoding import cj
 from postbox.mailbox.access import public
-from postbox.mailbox.openapi.document import DOCUMENT, OPENAPI_PATH
+from postbox.mailbox.openapi.document import OPENAPI_PATH, document
 
 CACHE_CONTROL: Final = "public, max-age=300"
 
@@ -21,7 +21,7 @@ CACHE_CONTROL: Final = "public, max-age=300"
 @functools.cache
 def document_bytes() -> bytes:
     """The served bytes: the document as canonical JSON."""
-    return cj(DOCUMENT)
+    return cj(document())
 
 
 @public

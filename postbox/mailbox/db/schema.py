@@ -379,4 +379,16 @@ outbox = Table(
 # --- [end delivery] -----------------------------------------------------------------------------
 
 # --- [events] live events (events feature) ------------------------------------------------------
+events = Table(
+    "events",
+    metadata,
+    # metadata events for an account's connected clients; `seq` is the reconnect cursor
+    Column("seq", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("type", String(32), nullable=False),  # message | status | receipt | …
+    Column("data", Text, nullable=False),  # cj; ids and states only, never content
+    Column("at", TIME, nullable=False),
+    Index("ix_events_account_id_seq", "account_id", "seq"),
+    Index("ix_events_at", "at"),
+)
 # --- [end events] -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 14:32:30.551295
+Create Date: 2026-11-29 14:35:29.720569
 """
 
 from __future__ import annotations
@@ -48,6 +48,27 @@ def upgrade() -> None:
     with op.batch_alter_table("blobs", schema=None) as batch_op:
         batch_op.create_index("ix_blobs_expires", ["expires"], unique=False)
         batch_op.create_index("ix_blobs_owner_id", ["owner_id"], unique=False)
+
+    op.create_table(
+        "events",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("account_id", sa.String(length=22), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_events_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_account_id_seq", ["account_id", "seq"], unique=False)
+        batch_op.create_index("ix_events_at", ["at"], unique=False)
 
     op.create_table(
         "messages",
@@ -220,6 +241,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_case_id")
 
     op.drop_table("messages")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_at")
+        batch_op.drop_index("ix_events_account_id_seq")
+
+    op.drop_table("events")
     with op.batch_alter_table("blobs", schema=None) as batch_op:
         batch_op.drop_index("ix_blobs_owner_id")
         batch_op.drop_index("ix_blobs_expires")

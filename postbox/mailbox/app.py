@@ -20,8 +20,9 @@ from postbox import __version__
 from postbox.keys import routes as keys_routes
 from postbox.keys.store import log_size
 from postbox.mailbox.access import TokenVerifier, auth_middleware, public
-from postbox.mailbox.appkeys import CLOCK, DB, SECRETS, SETTINGS, TOKENS
+from postbox.mailbox.appkeys import BACKGROUND, CLOCK, DB, SECRETS, SETTINGS, TOKENS
 from postbox.mailbox.auth import routes as auth_routes
+from postbox.mailbox.background import Background
 from postbox.mailbox.clock import Clock, system_clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
@@ -48,6 +49,7 @@ def _features() -> tuple[Feature, ...]:
         Feature("auth", auth_routes.start, auth_routes.setup_routes),
         Feature("keys", keys_routes.start, keys_routes.setup_routes),
         Feature("orgs", orgs_routes.start, orgs_routes.setup_routes),
+        # mailbox (issue 4), in this order: events, blobs, cases, delivery, messages, inbox
         Feature("openapi", None, openapi_routes.setup_routes),
     )
 
@@ -76,6 +78,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings.blobs_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     app[DB] = db
+    background = app[BACKGROUND] = Background()
     try:
         if settings.migrate_on_start:
             await upgrade(db)
@@ -91,6 +94,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[READY].set()
         yield
     finally:
+        await background.close()
         await db.dispose()
 
 

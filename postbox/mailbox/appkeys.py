@@ -14,6 +14,7 @@ from postbox.mailbox.access import TokenVerifier
 from postbox.mailbox.accounts.service import AccountService
 from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.auth.service import AuthService
+from postbox.mailbox.background import Background
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.invitations.service import InvitationService
@@ -28,6 +29,7 @@ SECRETS = web.AppKey("secrets", Secrets)
 DB = web.AppKey("db", Database)
 TOKENS: web.AppKey[TokenVerifier] = web.AppKey("tokens")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+BACKGROUND = web.AppKey("background", Background)
 # --- keys: key directory and transparency log -------------------------------------------------
 KEYLOG = web.AppKey("keylog", KeyLog)
 DIRECTORY = web.AppKey("directory", Directory)
@@ -39,3 +41,16 @@ AUTH = web.AppKey("auth", AuthService)
 ORGS = web.AppKey("orgs", OrgService)
 TEAMS = web.AppKey("teams", TeamService)
 INVITATIONS = web.AppKey("invitations", InvitationService)
+# --- mailbox (issue 4): each feature adds its keys in its own section --------------------------
+# [events]
+# [end events]
+# [blobs]
+# [end blobs]
+# [cases]
+# [end cases]
+# [delivery]
+# [end delivery]
+# [messages]
+# [end messages]
+# [inbox]
+# [end inbox]

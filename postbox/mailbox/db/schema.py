@@ -378,6 +378,12 @@ outbox = Table(
 # --- [delivery] delivery events, read receipts, legal clock (delivery feature) -----------------
 # --- [end delivery] -----------------------------------------------------------------------------
 
+# --- [inbox] retention rules per organisation (inbox feature) ----------------------------------
+# --- [end inbox] --------------------------------------------------------------------------------
+
+# --- [messages] (messages feature; e.g. an organisations column needs the lead's OK) ---------
+# --- [end messages] -----------------------------------------------------------------------------
+
 # --- [events] live events (events feature) ------------------------------------------------------
 events = Table(
     "events",

@@ -59,6 +59,8 @@ bench-smoke: install
 	$(BIN)/python bench/merkle.py --smoke
 	$(BIN)/python bench/login.py --smoke
 	$(BIN)/python bench/keys.py --smoke
+	$(BIN)/python bench/attachments.py --smoke
+	$(BIN)/python bench/messages.py --smoke
 
 test: lint typecheck pytest jstest bench-smoke
 
@@ -67,6 +69,8 @@ bench: install
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/login.py
 	$(BIN)/python bench/keys.py
+	$(BIN)/python bench/attachments.py
+	$(BIN)/python bench/messages.py
 
 vectors: install
 	$(BIN)/python tests/vectors/generate.py

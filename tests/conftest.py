@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from support.db import postgres_database
+from support.mailworld import MailWorld, open_mail_world
 from support.world import World, make_world
 
 from postbox.mailbox.app import create_app
@@ -43,3 +44,11 @@ async def client(
 def world() -> World:
     """Accounts, a team and an organisation with real keys, from fixed seeds."""
     return make_world()
+
+
+@pytest.fixture
+async def mail_world(db_url: str, tmp_path: Path) -> AsyncIterator[MailWorld]:
+    """A live server with an onboarded org, team, two caseworkers and two citizens, all
+    logged in (see ``tests/support/mailworld.py``); on both databases."""
+    async with open_mail_world(db_url, tmp_path) as world:
+        yield world

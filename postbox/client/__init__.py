@@ -24,10 +24,17 @@ from types import TracebackType
 import aiohttp
 
 from postbox.client.account import Account
+from postbox.client.attachments import Attachments
+from postbox.client.cases import Cases
 from postbox.client.errors import ClientError
+from postbox.client.events import Events
+from postbox.client.inbox import Inbox
 from postbox.client.invitations import Invitations
 from postbox.client.keys import KeyDirectory
+from postbox.client.messages import Messages
 from postbox.client.orgs import OrgAdmin
+from postbox.client.procedures import Procedures
+from postbox.client.receipts import Receipts
 from postbox.client.session import Clock, Pins, ServerInfo, Session, wall_clock
 from postbox.client.state import StateStore
 from postbox.client.teams import Teams
@@ -54,6 +61,15 @@ class Client:
         self.invitations = Invitations(self.session, self.keys)
         self.orgs = OrgAdmin(self.session, self.keys)
         self.teams = Teams(self.session, self.keys, self.account)
+        self.procedures = Procedures(self.session, self.keys)
+        self.cases = Cases(self.session)
+        self.events = Events(self.session)
+        self.attachments = Attachments(self.session)
+        self.receipts = Receipts(self.session, self.keys)
+        self.messages = Messages(
+            self.session, self.keys, self.attachments, self.procedures, self.cases
+        )
+        self.inbox = Inbox(self.session, self.keys, self.teams, self.attachments)
 
     @property
     def origin(self) -> str:

@@ -109,6 +109,8 @@ class ClientState:
     identities: dict[str, str] = field(default_factory=dict)
     #: identities checked by activation code or fingerprint: subject -> kid
     verified: dict[str, str] = field(default_factory=dict)
+    #: the ``seq`` of the last live event handled (``client.events``); None: none yet
+    events_cursor: int | None = None
 
     # --- serialisation --------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +132,7 @@ class ClientState:
             "org_roots": dict(self.org_roots),
             "identities": dict(self.identities),
             "verified": dict(self.verified),
+            "events_cursor": self.events_cursor,
         }
 
     @classmethod
@@ -181,6 +184,7 @@ class ClientState:
             org_roots=cast(dict[str, OrgRoot], roots),
             identities={str(k): _str(v) for k, v in (value.get("identities") or {}).items()},
             verified={str(k): _str(v) for k, v in (value.get("verified") or {}).items()},
+            events_cursor=_opt_int(value.get("events_cursor")),
         )
 
     def forget_session(self) -> None:
@@ -195,6 +199,14 @@ def _str(value: Any) -> str:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else _str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a non-negative integer")
+    return int(value)
 
 
 class StateStore:

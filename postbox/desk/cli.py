@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
 from postbox import __version__
+from postbox.client.cases import SIGNED_ONLY, STATUSES
 from postbox.client.errors import (
     ClientError,
     FingerprintMismatch,
@@ -54,8 +55,31 @@ from postbox.desk.commands.account import (
     cmd_sessions,
     cmd_whoami,
 )
+from postbox.desk.commands.cases import (
+    cmd_case_list,
+    cmd_case_pattern,
+    cmd_case_show,
+    cmd_case_status,
+    cmd_decide,
+    cmd_procedure_list,
+    cmd_procedure_publish,
+    cmd_procedure_show,
+)
 from postbox.desk.commands.invite import cmd_invite
 from postbox.desk.commands.keys import cmd_keys_verify
+from postbox.desk.commands.mail import (
+    FOLDERS,
+    REPLY_KINDS,
+    SEND_KINDS,
+    MessageAlarm,
+    cmd_inbox,
+    cmd_read,
+    cmd_receipts,
+    cmd_reply,
+    cmd_save_attachments,
+    cmd_send,
+    cmd_teams,
+)
 from postbox.desk.commands.org import (
     cmd_org_certify,
     cmd_org_init,
@@ -77,7 +101,14 @@ from postbox.desk.config import load_config, state_root
 from postbox.desk.context import EXIT_ALARM, EXIT_ERROR, EXIT_USAGE, Command, Ctx
 from postbox.desk.prompt import Passphrases
 
-_ALARMS: Final = (PinMismatch, VerificationFailed, KeyMismatch, KeyAlarm, FingerprintMismatch)
+_ALARMS: Final = (
+    PinMismatch,
+    VerificationFailed,
+    KeyMismatch,
+    KeyAlarm,
+    FingerprintMismatch,
+    MessageAlarm,
+)
 _CRYPTO_ALARMS: Final = (
     BadProof,
     BrokenChain,
@@ -202,7 +233,96 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_keys_verify, "verify an account's or team's keys", keys)
     p.add_argument("account")
     p.add_argument("--fingerprint", help="compare the identity with this fingerprint")
+
+    _mail_commands(sub, add)
     return parser
+
+
+def _mail_commands(sub: Any, add: Any) -> None:
+    """The mailbox commands (issue 4): mail, cases, procedures."""
+    attach = argparse.ArgumentParser(add_help=False)
+    attach.add_argument("--attach", action="extend", nargs="+", metavar="FILE", help="attach files")
+    which = argparse.ArgumentParser(add_help=False)
+    which.add_argument("--team", help="the team mailbox it is in (id or name)")
+
+    add("teams", cmd_teams, "the mailboxes you read: your own and your teams'")
+    p = add("inbox", cmd_inbox, "list a mailbox (your own, or --team T)")
+    p.add_argument("--team", help="a team mailbox (id or name)")
+    p.add_argument("--unread", action="store_true", help="only unread messages")
+    p.add_argument("--folder", default="inbox", choices=FOLDERS)
+    p.add_argument("--limit", type=int, default=50, help="at most N messages (1…200)")
+    p.add_argument("--case", help="only the messages of this case id")
+    p.add_argument("--thread", help="only the messages of this thread")
+    p.add_argument("--before", metavar="CURSOR", help="the next page (as printed)")
+    p.add_argument(
+        "--open", action="store_true", help="decrypt to show subjects (asks the passphrase)"
+    )
+    p = add("read", cmd_read, "decrypt and verify a message, mark it read, send a read receipt")
+    p.add_argument("message", metavar="ID", help="FROM/ID or a handle from `inbox`")
+    p.add_argument("--no-receipt", action="store_true", help="send no read receipt")
+    _merge(p, which)
+    p = add("reply", cmd_reply, "reply in the message's thread")
+    p.add_argument("message", metavar="ID", help="FROM/ID or a handle from `inbox`")
+    p.add_argument("--body-file", required=True, metavar="FILE", help="the text (- for stdin)")
+    p.add_argument("--subject", help="default: Re: the original subject")
+    p.add_argument("--kind", default="message", choices=REPLY_KINDS)
+    _merge(p, attach)
+    _merge(p, which)
+    p = add("send", cmd_send, "write a new message (an application with --procedure)")
+    p.add_argument("--to", action="append", required=True, metavar="MAILBOX")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--body-file", required=True, metavar="FILE", help="the text (- for stdin)")
+    p.add_argument(
+        "--kind", choices=SEND_KINDS, help="default: message (application with a procedure)"
+    )
+    p.add_argument("--procedure", metavar="ID", help="apply for this published procedure")
+    p.add_argument("--version", type=int, help="the procedure version (default: the newest)")
+    p.add_argument("--form-file", metavar="FILE", help="the form's fields as a JSON object")
+    p.add_argument("--as", dest="as_team", metavar="TEAM", help="write for this team")
+    p.add_argument("--thread", help="continue this thread")
+    p.add_argument("--case", help="about this case")
+    _merge(p, attach)
+    p = add("save-attachments", cmd_save_attachments, "decrypt and save a message's attachments")
+    p.add_argument("message", metavar="ID", help="FROM/ID or a handle from `inbox`")
+    p.add_argument("dir", metavar="DIR", help="the folder to save into (files never overwritten)")
+    _merge(p, which)
+    p = add("receipts", cmd_receipts, "verify submission receipt, delivery record, read receipts")
+    p.add_argument("message", metavar="ID", help="FROM/ID or a handle from `inbox`")
+    _merge(p, which)
+
+    case = sub.add_parser("case", help="cases (Vorgänge)").add_subparsers(
+        dest="case_command", required=True
+    )
+    p = add("list", cmd_case_list, "your cases (a team's with --team)", case)
+    p.add_argument("--team", help="a team mailbox (id or name)")
+    p.add_argument("--status", help="only cases with this status")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--before", metavar="CURSOR")
+    p = add("show", cmd_case_show, "a case with its history and messages", case)
+    p.add_argument("case", metavar="CASE", help="case id or reference number")
+    p = add("status", cmd_case_status, "move a case to another status (server metadata)", case)
+    p.add_argument("case", metavar="CASE", help="case id or reference number")
+    p.add_argument("status", choices=[s for s in STATUSES if s not in SIGNED_ONLY])
+    p = add("pattern", cmd_case_pattern, "show or set the reference pattern (org admins)", case)
+    p.add_argument("pattern", nargs="?", metavar="PATTERN", help="e.g. ABH-{year}-{seq:6}")
+    p = add("decide", cmd_decide, "send the signed decision of a case, with its document")
+    p.add_argument("target", metavar="ID", help="case id, reference, or a message of the case")
+    p.add_argument("--body-file", required=True, metavar="FILE", help="the text (- for stdin)")
+    p.add_argument("--subject", help="default: Bescheid REFERENCE")
+    _merge(p, attach)
+    _merge(p, which)
+
+    proc = sub.add_parser("procedure", help="procedures (forms)").add_subparsers(
+        dest="procedure_command", required=True
+    )
+    p = add("publish", cmd_procedure_publish, "sign and publish a procedure (org admins)", proc)
+    p.add_argument("file", metavar="FILE", help="JSON: schema, labels, documents [, id, version]")
+    p = add("list", cmd_procedure_list, "an organisation's procedures (verified)", proc)
+    p.add_argument("--org", help="the organisation (or one of its team ids)")
+    p = add("show", cmd_procedure_show, "one procedure (verified)", proc)
+    p.add_argument("procedure", metavar="ID")
+    p.add_argument("--version", type=int)
+    p.add_argument("--org", help="the organisation (or one of its team ids)")
 
 
 def _merge(parser: argparse.ArgumentParser, extra: argparse.ArgumentParser) -> None:

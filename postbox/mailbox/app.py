@@ -23,11 +23,17 @@ from postbox.mailbox.access import TokenVerifier, auth_middleware, public
 from postbox.mailbox.appkeys import BACKGROUND, CLOCK, DB, SECRETS, SETTINGS, TOKENS
 from postbox.mailbox.auth import routes as auth_routes
 from postbox.mailbox.background import Background
+from postbox.mailbox.blobs import routes as blobs_routes
+from postbox.mailbox.cases import routes as cases_routes
 from postbox.mailbox.clock import Clock, system_clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import upgrade
+from postbox.mailbox.delivery import routes as delivery_routes
 from postbox.mailbox.errors import ServiceUnavailable
+from postbox.mailbox.events import routes as events_routes
 from postbox.mailbox.http import error_middleware, security_headers_middleware
+from postbox.mailbox.inbox import routes as inbox_routes
+from postbox.mailbox.messages import routes as messages_routes
 from postbox.mailbox.openapi import routes as openapi_routes
 from postbox.mailbox.orgs import routes as orgs_routes
 from postbox.mailbox.secrets import load_secrets
@@ -50,6 +56,12 @@ def _features() -> tuple[Feature, ...]:
         Feature("keys", keys_routes.start, keys_routes.setup_routes),
         Feature("orgs", orgs_routes.start, orgs_routes.setup_routes),
         # mailbox (issue 4), in this order: events, blobs, cases, delivery, messages, inbox
+        Feature("events", events_routes.start, events_routes.setup_routes),
+        Feature("blobs", blobs_routes.start, blobs_routes.setup_routes),
+        Feature("cases", cases_routes.start, cases_routes.setup_routes),
+        Feature("delivery", delivery_routes.start, delivery_routes.setup_routes),
+        Feature("messages", messages_routes.start, messages_routes.setup_routes),
+        Feature("inbox", inbox_routes.start, inbox_routes.setup_routes),
         Feature("openapi", None, openapi_routes.setup_routes),
     )
 

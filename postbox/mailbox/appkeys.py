@@ -15,10 +15,20 @@ from postbox.mailbox.accounts.service import AccountService
 from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.auth.service import AuthService
 from postbox.mailbox.background import Background
+from postbox.mailbox.blobs.gc import BlobGc
+from postbox.mailbox.blobs.service import BlobService
+from postbox.mailbox.cases.service import CaseService
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
+from postbox.mailbox.delivery.service import DeliveryService
+from postbox.mailbox.events.bus import EventBus
+from postbox.mailbox.events.service import EventService
+from postbox.mailbox.inbox.retention import Collector
+from postbox.mailbox.inbox.service import InboxService
 from postbox.mailbox.invitations.service import InvitationService
+from postbox.mailbox.messages.service import MessageService
 from postbox.mailbox.orgs.service import OrgService
+from postbox.mailbox.procedures.service import ProcedureService
 from postbox.mailbox.secrets import Secrets
 from postbox.mailbox.settings import Settings
 from postbox.mailbox.teams.service import TeamService
@@ -43,14 +53,24 @@ TEAMS = web.AppKey("teams", TeamService)
 INVITATIONS = web.AppKey("invitations", InvitationService)
 # --- mailbox (issue 4): each feature adds its keys in its own section --------------------------
 # [events]
+EVENT_BUS = web.AppKey("event_bus", EventBus)
+EVENTS = web.AppKey("events", EventService)
 # [end events]
 # [blobs]
+BLOBS = web.AppKey("blobs", BlobService)
+BLOB_GC = web.AppKey("blob_gc", BlobGc)
 # [end blobs]
 # [cases]
+CASES = web.AppKey("cases", CaseService)
+PROCEDURES = web.AppKey("procedures", ProcedureService)
 # [end cases]
 # [delivery]
+DELIVERY = web.AppKey("delivery", DeliveryService)
 # [end delivery]
 # [messages]
+MESSAGES = web.AppKey("messages", MessageService)
 # [end messages]
 # [inbox]
+INBOX = web.AppKey("inbox", InboxService)
+INBOX_COLLECTOR = web.AppKey("inbox_collector", Collector)
 # [end inbox]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from postbox.crypto.attachment import blob_length
 from postbox.crypto.errors import CryptoError
 from postbox.crypto.login import check_origin
 
@@ -52,8 +53,9 @@ class Settings:
     # --- mailbox (messages, attachments, live events) --------------------------------------
     #: largest POST /api/v1/messages body (the canonical wire envelope)
     max_message_bytes: int = 4 * 1024 * 1024
-    #: largest attachment blob (announced in GET /api/v1/server)
-    max_blob_bytes: int = 1024 * 1024 * 1024
+    #: largest attachment blob (announced in GET /api/v1/server): by default the encrypted
+    #: blob of a 1 GiB file (Padmé padding and secretstream framing add about 3 %)
+    max_blob_bytes: int = blob_length(1024 * 1024 * 1024)
     #: largest upload part (PROTOCOL.md §6: parts of a few MiB)
     max_part_bytes: int = 8 * 1024 * 1024
     #: stored blob bytes per account (complete and in-progress uploads)

@@ -7,14 +7,20 @@ loop through :meth:`LiveServer.run`.
 
 :func:`onboard_world` sets up what the fuzzer can name: an organisation with its root and
 admin, a team with a first member, a citizen, a pending staff identity and an invitation,
-all through the real HTTP API.
+all through the real HTTP API. Then the mailbox: a published procedure, the citizen's
+attachment (uploaded in parts), its application to the team (opening a case, with the
+attachment), the team's decision in that case, and an unfinished upload.
+
+The mail helpers (:func:`seal`, :func:`post_message`, :func:`put_part`, :func:`procedure`)
+seal and sign with the crypto core exactly as a client does; ``test_conformance`` uses
+them too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,11 +36,20 @@ from support.onboard import (
     init_team,
     invite,
     login,
+    new_id,
     send,
     setup_org,
 )
 
+from postbox.crypto import certs
+from postbox.crypto.attachment_stream import EncryptedBlob, encrypt_bytes
+from postbox.crypto.encoding import b64e
+from postbox.crypto.envelope import Kind, Sealed, seal_message
+from postbox.crypto.primitives import random_bytes
+from postbox.crypto.procedures import Procedure, form_digest, sign_procedure
+from postbox.crypto.receipts import SthRef
 from postbox.mailbox.app import create_app
+from postbox.mailbox.blobs.storage import part_checksum
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.settings import Settings
 
@@ -112,6 +127,13 @@ class World:
     leaver: Person  # a citizen whose sessions the fuzzer may end
     team: str
     invitation: str  # an unused invitation made by the caseworker
+    procedure: str  # published by the admin, version 1
+    blob: str  # the citizen's attachment of ``application``
+    upload: str  # the citizen's unfinished upload (only part 0 received)
+    case: str  # opened by ``application``
+    application: str  # citizen → team (from the citizen's mailbox)
+    decision: str  # team → citizen in ``case`` (signed by the caseworker)
+    keys: dict[str, certs.Cert]  # mailbox → its current encryption certificate
 
     @property
     def org(self) -> str:
@@ -123,16 +145,77 @@ class World:
 
 
 async def onboard_world(client: Client) -> World:
-    """The operator's, the admin's and the caseworker's first steps, over HTTP."""
+    """The operator's, the admin's and the caseworker's first steps, then some mail, over
+    HTTP (the server's clock stands at :data:`NOW`)."""
     setup = await setup_org(client, NOW)
     caseworker = await add_staff(client, setup, "caseworker", NOW)
     pending = await add_staff(client, setup, "caseworker", NOW, certified=False)
     team = await create_team(client, setup)
-    await init_team(client, setup, team, caseworker, NOW)
+    key = await init_team(client, setup, team, caseworker, NOW)
     citizen = await add_citizen(client, caseworker, NOW)
     leaver = await add_citizen(client, caseworker, NOW)
     invitation, _ = await invite(client, caseworker, "citizen", NOW)
-    return World(setup, caseworker, pending, citizen, leaver, team, invitation)
+    # the mailbox: a procedure, an attachment, an application opening a case, a decision
+    procedure_id = new_id()
+    proc = procedure(setup.org, procedure_id)
+    status, body = await send(
+        client,
+        "POST",
+        f"/api/v1/orgs/{setup.org}/procedures",
+        sign_procedure(proc, setup.admin.sign_seed),
+        who=setup.admin,
+    )
+    assert status == 201, body
+    attachment = encrypt_bytes(random_bytes(3000))
+    blob = await upload(client, citizen, attachment.blob)
+    keys = {team: key.cert, citizen.id: citizen.enc_cert}
+    sth = await tree_head(client)
+    case = new_id()
+    application = seal(
+        citizen,
+        [team],
+        keys,
+        now=NOW,
+        sth=sth,
+        kind="application",
+        case=case,
+        form=form_for(proc, {"name": "Ada Lovelace"}),
+        attached=[(blob, attachment, 3000)],
+    )
+    status, body = await post_message(
+        client, citizen, application.body, f"?procedure={procedure_id}&version=1"
+    )
+    assert status == 201, body
+    decision = seal(
+        caseworker, [citizen.id], keys, now=NOW, sth=sth, from_=team, kind="decision", case=case
+    )
+    status, body = await post_message(client, caseworker, decision.body)
+    assert status == 201, body
+    unfinished = encrypt_bytes(random_bytes(PART_BYTES + 100)).blob
+    status, state = await send(
+        client, "POST", "/api/v1/uploads", {"blob": new_id(), "size": len(unfinished)}, who=citizen
+    )
+    assert status == 201, state
+    status, body = await put_part(
+        client, citizen, state["blob"], 0, unfinished[: state["part_bytes"]]
+    )
+    assert status == 201, body
+    return World(
+        setup,
+        caseworker,
+        pending,
+        citizen,
+        leaver,
+        team,
+        invitation,
+        procedure=procedure_id,
+        blob=blob,
+        upload=state["blob"],
+        case=case,
+        application=application.wire["header"]["id"],
+        decision=decision.wire["header"]["id"],
+        keys=keys,
+    )
 
 
 async def fresh_session(client: Client, person: Person) -> tuple[str, str]:
@@ -142,3 +225,139 @@ async def fresh_session(client: Client, person: Person) -> tuple[str, str]:
     assert status == 200, body
     current = [s["id"] for s in body["sessions"] if s["current"]]
     return token, current[0]
+
+
+# --- mail helpers --------------------------------------------------------------------------------
+#: the part size of the live servers' uploads (``Settings.max_part_bytes``), small enough that
+#: small test blobs have several parts
+PART_BYTES = 1024
+
+
+def procedure(org: str, procedure_id: str, version: int = 1) -> Procedure:
+    """A small procedure definition (one form field, one optional document)."""
+    return {
+        "v": 1,
+        "org": org,
+        "id": procedure_id,
+        "version": version,
+        "schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "maxLength": 200}},
+            "required": ["name"],
+        },
+        "labels": {"de": {"title": "Aufenthaltstitel verlängern"}},
+        "documents": [{"name": "passport", "required": False, "max_size": 10_000_000}],
+    }
+
+
+def form_for(proc: Procedure, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``form`` member of an application's content for ``proc``."""
+    return {
+        "procedure": proc["id"],
+        "version": proc["version"],
+        "digest": b64e(form_digest(proc)),
+        "data": dict(data),
+    }
+
+
+async def tree_head(client: Client) -> SthRef:
+    """The ``{"size","root"}`` of the newest tree head (what a client verified)."""
+    status, served = await send(client, "GET", "/api/v1/transparency/sth")
+    assert status == 200, served
+    return {"size": served["sth"]["size"], "root": served["sth"]["root"]}
+
+
+def seal(
+    sender: Person,
+    to: Sequence[str],
+    recipients: Mapping[str, certs.Cert],
+    *,
+    now: int,
+    sth: SthRef,
+    from_: str | None = None,
+    kind: Kind = "message",
+    case: str | None = None,
+    message_id: str | None = None,
+    form: Mapping[str, Any] | None = None,
+    attached: Sequence[tuple[str, EncryptedBlob, int]] = (),
+    body: str = "Sehr geehrte Damen und Herren, …",
+) -> Sealed:
+    """An envelope ``sender`` signs, sealed to ``recipients`` (mailbox → encryption cert of
+    every mailbox of ``to`` and ``from``); ``attached``: (blob id, blob, file size)."""
+    return seal_message(
+        content={
+            "subject": "Antrag auf Verlängerung",
+            "body": body,
+            "format": "text",
+            "form": None if form is None else dict(form),
+            "attachments": [
+                {
+                    "blob": blob,
+                    "name": "pass.pdf",
+                    "type": "application/pdf",
+                    "size": file_size,
+                    "key": b64e(encrypted.key),
+                }
+                for blob, encrypted, file_size in attached
+            ],
+            "in_reply_to": None,
+            "sth": {"size": sth["size"], "root": sth["root"]},
+        },
+        message_id=message_id or new_id(),
+        kind=kind,
+        from_=from_ or sender.id,
+        signer=sender.id,
+        signer_seed=sender.sign_seed,
+        to=list(to),
+        recipients=recipients,
+        thread=None,
+        case=case,
+        created=now,
+        blobs=[
+            {"id": blob, "size": len(encrypted.blob), "hash": b64e(encrypted.hash)}
+            for blob, encrypted, _ in attached
+        ],
+    )
+
+
+async def post_message(
+    client: Client, sender: Person, body: bytes, query: str = ""
+) -> tuple[int, Any]:
+    """``POST /api/v1/messages`` with the canonical envelope bytes."""
+    headers = {"Content-Type": "application/json", **sender.headers}
+    resp = await client.post("/api/v1/messages" + query, data=body, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def put_part(
+    client: Client,
+    who: Person,
+    blob: str,
+    n: int,
+    data: bytes,
+    *,
+    checksum: bytes | None = None,
+) -> tuple[int, Any]:
+    """``PUT /api/v1/uploads/{blob}/parts/{n}`` (octet-stream, ``X-Checksum``)."""
+    headers = {
+        **who.headers,
+        "Content-Type": "application/octet-stream",
+        "X-Checksum": b64e(part_checksum(data) if checksum is None else checksum),
+    }
+    resp = await client.put(f"/api/v1/uploads/{blob}/parts/{n}", data=data, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def upload(client: Client, who: Person, data: bytes) -> str:
+    """A whole upload of ``data``, part by part, completed; returns the blob id."""
+    status, state = await send(
+        client, "POST", "/api/v1/uploads", {"blob": new_id(), "size": len(data)}, who=who
+    )
+    assert status == 201, state
+    blob, size = state["blob"], state["part_bytes"]
+    for n, start in enumerate(range(0, len(data), size)):
+        status, body = await put_part(client, who, blob, n, data[start : start + size])
+        assert status == 201, body
+    status, body = await send(client, "POST", f"/api/v1/uploads/{blob}/complete", who=who)
+    assert status == 200, body
+    return str(blob)

@@ -32,6 +32,7 @@ from postbox.mailbox.openapi.document import (
     APPEND_409,
     AUTH_401,
     CODES,
+    JSON,
     OPENAPI_PATH,
     PROBLEM_JSON,
     b64_pattern,
@@ -42,6 +43,8 @@ from postbox.mailbox.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+OCTET_STREAM = "application/octet-stream"
+BINARY = {"type": "string", "format": "binary"}
 PACKAGE = Path(postbox.__file__).parent
 
 
@@ -114,13 +117,23 @@ def test_operations_are_complete() -> None:
         assert [s for s in statuses if s < "400"], f"{where}: no success answer"
         if "requestBody" in op:
             assert {"400", "413", "415"} <= set(statuses), where
-            assert list(op["requestBody"]["content"]) == ["application/json"], where
+            assert op["requestBody"]["required"] is True, where
+            # JSON, or raw bytes (an upload part) as exactly that: an opaque binary string
+            content = op["requestBody"]["content"]
+            assert list(content) in ([JSON], [OCTET_STREAM]), where
+            if OCTET_STREAM in content:
+                assert content[OCTET_STREAM]["schema"] == BINARY, where
+                assert "unreadable-body" in _codes(op, "400"), where
+            else:
+                assert isinstance(op["requestBody"]["x-postbox-canonical"], bool), where
         if templated:
             assert "not-found" in _codes(op, "404"), where
         for status, response in op["responses"].items():
             assert "X-Request-Id" in response["headers"], (where, status)
             if status >= "400":
                 assert list(response["content"]) == [PROBLEM_JSON], (where, status)
+            elif "content" in response:
+                assert list(response["content"]) in ([JSON], [OCTET_STREAM]), (where, status)
 
 
 def _codes(op: dict[str, Any], status: str) -> list[str]:

@@ -138,7 +138,7 @@ class FakeServer:
                     "limits": {
                         "json_bytes": 262144,
                         "message_bytes": 4194304,
-                        "blob_bytes": 1073741824,
+                        "blob_bytes": 1107583512,
                         "part_bytes": 8388608,
                         "quota_bytes": 4294967296,
                     },

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Deterministic constraint names, so migrations are the same on SQLite and PostgreSQL.
@@ -48,6 +49,8 @@ organisations = Table(
     Column("names", Text, nullable=False),  # cj {"de": "...", "en": "...", ...}
     Column("notification_name", Text, nullable=False),  # neutral name used in e-mails
     Column("self_registration", Boolean, nullable=False, default=False),
+    # [messages] citizens may write to this org's team mailboxes (replies in threads always)
+    Column("citizens_may_write", Boolean, nullable=False, server_default=text("true")),
     Column("root", Text),  # cj of the signed org root, once registered
     Column("root_fingerprint", String(39)),
     Column("created", TIME, nullable=False),
@@ -370,15 +373,213 @@ outbox = Table(
 )
 
 # --- [uploads] upload parts (blobs feature) ----------------------------------------------------
+# A blob is stored as the parts it was uploaded in (no copy on completion): these rows say
+# how it is cut and which part files make it. Both go with their blob row (ON DELETE
+# CASCADE), so the features that delete blob rows need not know about them.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("blob_id", ID, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("part_bytes", Integer, nullable=False),  # every part but the last has this size
+    Column("parts", Integer, nullable=False),  # ⌈size / part_bytes⌉
+)
+
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("blob_id", ID, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("size", Integer, nullable=False),
+    Column("checksum", LargeBinary(32), nullable=False),  # BLAKE2b-256 of the part's bytes
+    Column("received", TIME, nullable=False),
+)
 # --- [end uploads] ------------------------------------------------------------------------------
 
 # --- [cases] cases, case history, reference counters, procedures (cases feature) ---------------
+cases = Table(
+    "cases",
+    metadata,
+    # `pk` orders listings newest-first and is the keyset-pagination cursor
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False, unique=True),  # header.case of the opening application
+    Column("org_id", ID, ForeignKey("organisations.id"), nullable=False),
+    Column("team_id", ID, ForeignKey("teams.id"), nullable=False),
+    Column("citizen_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("procedure_id", ID, nullable=False),
+    Column("procedure_version", BigInteger, nullable=False),
+    Column("reference", String(64), nullable=False),  # Aktenzeichen, from the org's pattern
+    Column("status", String(16), nullable=False),  # see postbox.mailbox.cases.transitions
+    Column("opened_from", ID, nullable=False),  # (from, id) of the opening application
+    Column("opened_id", ID, nullable=False),
+    Column("created", TIME, nullable=False),
+    Column("updated", TIME, nullable=False),
+    UniqueConstraint("org_id", "reference"),
+    Index("ix_cases_citizen_id_pk", "citizen_id", "pk"),
+    Index("ix_cases_team_id_pk", "team_id", "pk"),
+    Index("ix_cases_team_id_status_pk", "team_id", "status", "pk"),
+)
+
+case_history = Table(
+    "case_history",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("case_pk", PK, ForeignKey("cases.pk"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", TIME, nullable=False),
+    Column("by_id", ID, ForeignKey("accounts.id"), nullable=False),
+    # how: status (POST /cases/{case}/status: server metadata) | application | decision |
+    # withdrawal | info_request | reply (the citizen's answer to an info request)
+    Column("via", String(16), nullable=False),
+    Column("message_from", ID),  # the signed envelope (from, id) behind it; NULL: metadata
+    Column("message_id", ID),
+    Index("ix_case_history_case_pk_pk", "case_pk", "pk"),
+)
+
+case_counters = Table(
+    "case_counters",
+    metadata,
+    # reference numbers: one counter per organisation and year (0: patterns without {year})
+    Column("org_id", ID, ForeignKey("organisations.id"), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("last", BigInteger, nullable=False),  # the last number handed out
+)
+
+case_settings = Table(
+    "case_settings",
+    metadata,
+    Column("org_id", ID, ForeignKey("organisations.id"), primary_key=True),
+    Column("pattern", String(64), nullable=False),  # e.g. ABH-{year}-{seq:6}
+    Column("updated", TIME, nullable=False),
+    Column("updated_by", ID, ForeignKey("accounts.id")),
+)
+
+procedures = Table(
+    "procedures",
+    metadata,
+    Column("org_id", ID, ForeignKey("organisations.id"), primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("signed", Text, nullable=False),  # cj of the signed procedure, as served
+    Column("by_kid", KID, nullable=False),
+    Column("digest", LargeBinary(64), nullable=False),  # form.digest of this version
+    Column("published", TIME, nullable=False),
+    Column("published_by", ID, ForeignKey("accounts.id"), nullable=False),
+)
 # --- [end cases] --------------------------------------------------------------------------------
 
 # --- [delivery] delivery events, read receipts, legal clock (delivery feature) -----------------
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    # the server-signed, hash-chained delivery record of one authority message (PROTOCOL.md
+    # §8); `seq` 0 is `available`. The primary key makes two concurrent appends of the same
+    # link impossible; the unique (message, event, by) keeps one `retrieved` per account
+    # and one `notified` per mailbox even if a caller skipped the row lock.
+    Column("message_pk", PK, ForeignKey("messages.pk"), primary_key=True, autoincrement=False),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("event", String(12), nullable=False),  # available | notified | retrieved
+    Column("by_id", ID),
+    Column("at", TIME, nullable=False),
+    Column("signed", Text, nullable=False),  # cj of the signed delivery event, as served
+    UniqueConstraint("message_pk", "event", "by_id"),
+)
+
+delivery_clocks = Table(
+    "delivery_clocks",
+    metadata,
+    # the legal clock of a decision (one row per message a rule applies to). The rule
+    # version, time zone and holiday calendar are frozen at provision, so a later change of
+    # the organisation's settings never moves a past decision's dates.
+    Column("message_pk", PK, ForeignKey("messages.pk"), primary_key=True, autoincrement=False),
+    Column("mailbox_id", ID, nullable=False),  # the sending team
+    Column("org_id", ID, nullable=False),
+    Column("rule_id", String(64), nullable=False),  # a rule version id from rules.json
+    Column("time_zone", String(64), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("subdivision", String(8)),
+    Column("available", TIME, nullable=False),
+    Column("notified", TIME),  # first notification sent, when recorded
+    Column("retrieved", TIME),  # first retrieval by a recipient citizen
+    Column("deadline", TIME),  # instant after which a missing retrieval is overdue
+    Column("overdue", TIME),  # when the overdue job marked it (once)
+    Index("ix_delivery_clocks_mailbox_id_overdue", "mailbox_id", "overdue"),
+    Index("ix_delivery_clocks_deadline", "deadline"),
+)
+
+legal_settings = Table(
+    "legal_settings",
+    metadata,
+    # per organisation: where its days are counted and which rule family governs decisions
+    Column("org_id", ID, ForeignKey("organisations.id"), primary_key=True),
+    Column("time_zone", String(64), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("subdivision", String(8)),  # federal state (holiday calendar) or NULL
+    Column("decision_rule", String(64), nullable=False),  # a rule family from rules.json
+    Column("updated", TIME, nullable=False),
+)
+
+read_receipts = Table(
+    "read_receipts",
+    metadata,
+    # a reader's signed read receipt and the server's countersignature; one per
+    # (message, mailbox, reader), so a resent receipt gets the stored answer back
+    Column("message_pk", PK, ForeignKey("messages.pk"), primary_key=True, autoincrement=False),
+    Column("mailbox_id", ID, primary_key=True),
+    Column("reader_id", ID, ForeignKey("accounts.id"), primary_key=True),
+    Column("signed_read", Text, nullable=False),  # cj of the signed read receipt
+    Column("countersign", Text, nullable=False),  # cj of the signed countersignature
+    Column("received", TIME, nullable=False),
+)
 # --- [end delivery] -----------------------------------------------------------------------------
 
 # --- [inbox] retention rules per organisation (inbox feature) ----------------------------------
+from sqlalchemy import text  # noqa: E402 - kept inside this section (shared-file rule)
+
+retention = Table(
+    "retention",
+    metadata,
+    # an organisation's retention rule; without a row: keep messages, purge trash after 30 days
+    Column("org_id", ID, ForeignKey("organisations.id"), primary_key=True),
+    # the org's exchanges (messages.org_id) go this many days after `accepted`; NULL: kept
+    Column("delete_after_days", Integer),
+    # an entry in the trash of one of the org's mailboxes goes this many days after `moved`
+    Column("trash_days", Integer, nullable=False),
+    Column("updated", TIME, nullable=False),
+    Column("updated_by", ID, ForeignKey("accounts.id")),
+)
+# Retention finds an organisation's oldest messages by range, never by a scan.
+Index("ix_messages_org_id_accepted", messages.c.org_id, messages.c.accepted)
+# Partial indexes. Unread entries newest first: PostgreSQL cannot order the equal keys of
+# (mailbox_id, folder, read) by pk, so without it a page of a large unread folder sorts.
+# Trash entries by age (trash purge) and flagged entries (flagged filter) are few, so sends
+# do not pay for those two. (Predicates as SQL text both databases parse alike: the
+# migration is rendered once.)
+_UNREAD = text("read IS NULL")
+_IN_TRASH = text("folder = 'trash'")
+_FLAGGED = text("flagged = true")
+Index(
+    "ix_mailbox_entries_unread",
+    mailbox_entries.c.mailbox_id,
+    mailbox_entries.c.folder,
+    mailbox_entries.c.pk,
+    sqlite_where=_UNREAD,
+    postgresql_where=_UNREAD,
+)
+Index(
+    "ix_mailbox_entries_trash_moved",
+    mailbox_entries.c.moved,
+    sqlite_where=_IN_TRASH,
+    postgresql_where=_IN_TRASH,
+)
+Index(
+    "ix_mailbox_entries_flagged",
+    mailbox_entries.c.mailbox_id,
+    mailbox_entries.c.folder,
+    mailbox_entries.c.flagged,  # constant, but SQLite (no statistics) then prefers this index
+    mailbox_entries.c.pk,
+    sqlite_where=_FLAGGED,
+    postgresql_where=_FLAGGED,
+)
 # --- [end inbox] --------------------------------------------------------------------------------
 
 # --- [messages] (messages feature; e.g. an organisations column needs the lead's OK) ---------

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postbox.crypto.encoding import cj, parse_canonical
-from postbox.mailbox.db.schema import events
+from postbox.mailbox.db.schema import accounts, events, sessions
+
+#: PostgreSQL advisory lock that orders event appends (see :func:`append`)
+APPEND_LOCK_KEY = 0x706F7374626F7865  # "postboxe"
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,20 @@ class StoredEvent:
 
 
 async def append(conn: AsyncConnection, new: Sequence[NewEvent], at: int) -> None:
-    """Append events inside the caller's transaction (call the bus after it commits)."""
+    """Append events inside the caller's transaction (call the bus after it commits).
+
+    Call it **once, as the last write** of the transaction. On PostgreSQL it takes a
+    transaction-level advisory lock before the rows get their ``seq``, held until commit,
+    so event-appending transactions commit in ``seq`` order: without it, a transaction that
+    drew seq 10 could commit after one that drew seq 11 had already been delivered, and a
+    reader past cursor 11 would never see 10. (SQLite has a single writer, so its order is
+    the commit order already.) Writing more rows after the append only lengthens the time
+    the lock is held and risks lock-order deadlocks with other writers.
+    """
     if not new:
         return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
     await conn.execute(
         events.insert(),
         [
@@ -81,3 +95,16 @@ async def prune(conn: AsyncConnection, before: int) -> int:
     """Delete events older than ``before`` (ms); returns how many."""
     result = await conn.execute(delete(events).where(events.c.at < before))
     return int(result.rowcount or 0)
+
+
+async def ended_sessions(conn: AsyncConnection, session_ids: Sequence[str], now: int) -> set[str]:
+    """Which of these sessions may no longer listen (revoked, expired, account disabled, gone)."""
+    if not session_ids:
+        return set()
+    rows = await conn.execute(
+        select(sessions.c.id, sessions.c.revoked, sessions.c.expires, accounts.c.status)
+        .join(accounts, accounts.c.id == sessions.c.account_id)
+        .where(sessions.c.id.in_(session_ids))
+    )
+    live = {r.id for r in rows if r.revoked is None and r.expires > now and r.status == "active"}
+    return set(session_ids) - live

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 #: one line per feature, in the order their tags appear
-PARTS: Final[tuple[str, ...]] = ()
+PARTS: Final[tuple[str, ...]] = (
+    "postbox.mailbox.events.openapi",
+    "postbox.mailbox.cases.openapi",
+    "postbox.mailbox.blobs.openapi",
+    "postbox.mailbox.delivery.openapi",
+    "postbox.mailbox.messages.openapi",
+    "postbox.mailbox.inbox.openapi",
+)
 
 
 class Part(Protocol):

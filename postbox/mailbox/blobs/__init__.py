@@ -1,0 +1,1 @@
+"""Attachments as opaque blobs: chunked resumable uploads, ranged downloads, garbage collection."""

@@ -1,0 +1,1 @@
+"""Cases (Vorgänge): opening by application, reference numbers, the status table, history."""

@@ -1,0 +1,1 @@
+"""The inbox feature: reading mailboxes, moving and deleting messages, retention."""

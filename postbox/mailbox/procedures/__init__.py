@@ -1,0 +1,1 @@
+"""Procedures: signed, versioned form definitions an organisation publishes."""

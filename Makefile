@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import postbox, nacl, aiohttp, pytest, hypothesis"
+	$(BIN)/python -c "import postbox, nacl, aiohttp, pytest, hypothesis, xdist"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -42,14 +42,15 @@ run: install
 	$(BIN)/postbox serve
 
 lint: install
-	$(BIN)/ruff check postbox tests bench
-	$(BIN)/ruff format --check postbox tests bench
+	$(BIN)/ruff check postbox tests bench tools
+	$(BIN)/ruff format --check postbox tests bench tools
 
 typecheck: install
 	$(BIN)/mypy
 
+# two workers (the machines have two cores); tests use their own folders, databases and ports
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 jstest: install
 	node --test tests/js/

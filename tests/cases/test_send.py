@@ -160,7 +160,7 @@ async def test_an_application_opens_a_case_and_a_decision_decides_it(
     # a decided case cannot be withdrawn any more, and nothing of the refused envelope stays
     before = await stored(w)
     status, answer, _ = await post(w, w.citizen, kind="withdrawal", case=case)
-    assert (status, code(answer), answer.get("status")) == (
+    assert (status, code(answer), answer.get("case_status")) == (
         409,
         "transition-not-allowed",
         "decided",

@@ -33,7 +33,9 @@ def test_cj_integers() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["\ud800", {"\udfff": 1}, {1: "x"}, b"bytes", {1, 2}, object()], ids=repr
+    "bad",
+    ["\ud800", {"\udfff": 1}, {1: "x"}, b"bytes", {1, 2}, object()],
+    ids=lambda v: "object()" if type(v) is object else repr(v),
 )
 def test_cj_rejects_what_it_cannot_hold(bad: Any) -> None:
     with pytest.raises(NonCanonical):

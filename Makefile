@@ -48,9 +48,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# two workers (the machines have two cores); tests use their own folders, databases and ports
+# two workers (the machines have two cores), whole files per worker (the fuzz and conformance
+# modules share state between their tests); tests use their own folders, databases and ports
 pytest: install
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 jstest: install
 	node --test tests/js/

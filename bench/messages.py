@@ -20,7 +20,12 @@ load generator measures the server. Each round (medians over ``--rounds``):
 - ``fetch``: each client fetches one of its messages (wire, key, receipt, sender's chain).
 
 ``server_cpu_ms_per_send`` / ``server_cpu_ms_per_bare``: CPU time of the server child (all
-its threads) per send and per bare insert, from /proc.
+its threads) per send and per bare insert, from /proc; ``writer_cpu_ms_per_send``: the part
+of it spent on the group-commit writer's thread. ``machine_busy_send``/``machine_busy_bare``:
+the share of all cores busy during each phase (/proc/stat: this load generator, the server
+and the database together), and ``machine_cpu_ms_per_send``/``…_bare`` that CPU per request.
+When a phase keeps the machine busy, its rate is bounded by its CPU per request: then
+send_ratio ≈ machine_cpu_ms_per_bare / machine_cpu_ms_per_send, whatever the batching.
 
 Figures per backend (PostgreSQL with the suffix ``_postgresql``): ``send_s``, ``list_s``,
 ``fetch_s`` (requests/s) with ``*_ms_p50``/``*_ms_p99`` (client-side latency), ``bare_s``,
@@ -155,8 +160,8 @@ BARE_DB = web.AppKey("bare_db", Database)
 
 
 async def batch_sizes(request: web.Request) -> web.Response:
-    sizes = request.app[SERVER][MESSAGES].commit.batch_sizes
-    return web.json_response({"sizes": sizes})
+    commit = request.app[SERVER][MESSAGES].commit
+    return web.json_response({"sizes": commit.batch_sizes, "writer": commit.native_id})
 
 
 SERVER = web.AppKey("server", web.Application)
@@ -463,6 +468,64 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def start_spy(pid: int, seconds: float) -> asyncio.subprocess.Process | None:
+    """``POSTBOX_BENCH_SPY=FILE``: sample the server child with py-spy (if installed) during
+    the send phase, all threads, into FILE (raw collapsed stacks)."""
+    out = os.environ.get("POSTBOX_BENCH_SPY")
+    spy = shutil.which("py-spy")
+    if not out or spy is None:
+        return None
+    return await asyncio.create_subprocess_exec(
+        spy,
+        "record",
+        "-p",
+        str(pid),
+        "-o",
+        out,
+        "-f",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "--gil",
+        "-r",
+        "200",
+        "-d",
+        str(max(1, int(seconds))),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (Linux /proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def machine_share(
+    before: tuple[float, float], after: tuple[float, float], done: int
+) -> tuple[float, float]:
+    """(fraction of all cores busy, machine CPU ms per request) between two samples."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (busy / total if total else 0.0), busy * 1000 / max(1, done)
+
+
+def thread_cpu_seconds(pid: int, tid: int | None) -> float:
+    """CPU time of one thread of the server (Linux /proc; 0 elsewhere)."""
+    if tid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def profile_lines(path: str, top: int = 30) -> list[str]:
     out = io.StringIO()
     stats = pstats.Stats(path, stream=out)
@@ -491,6 +554,9 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
     batch_means: list[float] = []
     send_cpu: list[float] = []
     bare_cpu: list[float] = []
+    writer_cpu: list[float] = []
+    bare_machine: list[tuple[float, float]] = []
+    send_machine: list[tuple[float, float]] = []
     per_client = int(4000 * cfg.seconds / cfg.clients) + 50
     async with server(data_dir, db, port, bare_port, profile) as pid:
         # the bare table lives in the same database as everything else
@@ -505,14 +571,25 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
             )
             for _ in range(cfg.rounds):
                 bodies = [[seal(s, p) for _ in range(per_client)] for p in s.senders]
-                cpu0 = cpu_seconds(pid)
+                cpu0, m0 = cpu_seconds(pid), machine_cpu()
                 bare = await measure_bare(http, bare_url, s.wire_bytes, cfg)
                 bares.append(bare)
                 bare_cpu.append((cpu_seconds(pid) - cpu0) * 1000 / max(1, bare.done))
+                bare_machine.append(machine_share(m0, machine_cpu(), bare.done))
                 if cfg.profile:
                     os.kill(pid, signal.SIGUSR1)
-                cpu0 = cpu_seconds(pid)
+                spy = await start_spy(pid, cfg.seconds)
+                async with http.get(f"http://127.0.0.1:{bare_port}/batches") as r:
+                    tid = (await r.json())["writer"]
+                cpu0, writer0 = cpu_seconds(pid), thread_cpu_seconds(pid, tid)
+                m0 = machine_cpu()
                 phase, sent = await measure_send(http, base, s, bodies, cfg)
+                send_machine.append(machine_share(m0, machine_cpu(), phase.done))
+                writer_cpu.append(
+                    (thread_cpu_seconds(pid, tid) - writer0) * 1000 / max(1, phase.done)
+                )
+                if spy is not None:
+                    await spy.wait()
                 send_cpu.append((cpu_seconds(pid) - cpu0) * 1000 / max(1, phase.done))
                 if cfg.profile:
                     os.kill(pid, signal.SIGUSR2)
@@ -561,6 +638,12 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
         "batch_mean": round(statistics.median(batch_means), 1),
         "server_cpu_ms_per_send": round(statistics.median(send_cpu), 3),
         "server_cpu_ms_per_bare": round(statistics.median(bare_cpu), 3),
+        "writer_cpu_ms_per_send": round(statistics.median(writer_cpu), 3),
+        # the whole machine (load generator, server, database): how busy, CPU per request
+        "machine_busy_send": round(statistics.median(b for b, _ in send_machine), 3),
+        "machine_busy_bare": round(statistics.median(b for b, _ in bare_machine), 3),
+        "machine_cpu_ms_per_send": round(statistics.median(c for _, c in send_machine), 3),
+        "machine_cpu_ms_per_bare": round(statistics.median(c for _, c in bare_machine), 3),
         "list_ms_p50_100": round(small, 2),
         "list_ms_p50_100k": round(big, 2),
         "list_ratio_100k_vs_100": round(big / small, 3),
@@ -570,8 +653,11 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
     log(
         f"{name}: send {result['send_s']}/s (p50 {result['send_ms_p50']} ms, p99 "
         f"{result['send_ms_p99']} ms, batch ~{result['batch_mean']}, server CPU "
-        f"{result['server_cpu_ms_per_send']} ms/send vs {result['server_cpu_ms_per_bare']} "
-        f"ms/insert), bare insert "
+        f"{result['server_cpu_ms_per_send']} ms/send of which writer "
+        f"{result['writer_cpu_ms_per_send']} ms, machine {result['machine_cpu_ms_per_send']} ms "
+        f"at {result['machine_busy_send']:.0%} busy, vs {result['server_cpu_ms_per_bare']} "
+        f"ms/insert, machine {result['machine_cpu_ms_per_bare']} ms at "
+        f"{result['machine_busy_bare']:.0%} busy), bare insert "
         f"{result['bare_s']}/s → ratio {result['send_ratio']}; list {result['list_s']}/s "
         f"(p50 {result['list_ms_p50']} ms), fetch {result['fetch_s']}/s (p50 "
         f"{result['fetch_ms_p50']} ms); first page 100k vs 100: {big:.2f} / {small:.2f} ms"

@@ -44,15 +44,18 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import secrets
 import threading
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 import aiohttp
 import nacl.bindings as sodium
@@ -78,11 +81,7 @@ from postbox.crypto.attachment import (
     blob_length,
     check_file_name,
 )
-from postbox.crypto.attachment_stream import (
-    AttachmentDecryptor,
-    AttachmentEncryptor,
-    _StreamHash,
-)
+from postbox.crypto.attachment_stream import AttachmentDecryptor, AttachmentEncryptor
 from postbox.crypto.encoding import ID_BYTES, KEY_BYTES, b64d, b64e, cj, parse_json
 from postbox.crypto.envelope import MAX_TYPE_BYTES, Attachment
 from postbox.crypto.errors import BlobHashMismatch, CryptoError
@@ -103,6 +102,12 @@ ATTEMPTS: Final = 4
 BACKOFF_S: Final = (0.2, 1.0, 3.0)
 #: blobs come in pieces of this size; the socket buffer may hold a few more
 DOWNLOAD_PIECE: Final = 1024 * 1024
+#: decrypted batches (of about DOWNLOAD_PIECE) waiting for the file writer
+WRITES_IN_FLIGHT: Final = 4
+#: the download's writer starts the disk write-back after this many bytes
+WRITEBACK_BYTES: Final = 16 * 1024 * 1024
+#: most buffers one ``writev`` call takes (Linux ``IOV_MAX``)
+_IOV_MAX: Final = 1024
 #: problems read from a non-2xx answer are at most this long
 MAX_PROBLEM_BYTES: Final = 64 * 1024
 RECORD_VERSION: Final = 1
@@ -138,30 +143,6 @@ class AttachmentRef:
         return {"id": self.blob, "size": self.blob_size, "hash": b64e(self.hash)}
 
 
-# --- deterministic encryption -----------------------------------------------------------------
-class _ResumableEncryptor(AttachmentEncryptor):
-    """The crypto core's encryptor with a secretstream header chosen by the caller.
-
-    libsodium's ``init_push`` draws a random header and derives the stream state from key
-    and header exactly as ``init_pull`` does (HChaCha20(key, header[:16]), counter reset,
-    header[16:] as nonce); pushing is deterministic from then on. So setting the state with
-    ``init_pull`` on a recorded header reproduces a stream byte for byte — what resuming an
-    upload needs. A fresh random header makes this an ordinary new stream.
-    """
-
-    def __init__(self, key: bytes, header: bytes) -> None:
-        super().__init__(key)
-        if len(header) != HEADER_BYTES:
-            raise ValueError("a secretstream header has 24 bytes")
-        # Replace what the parent drew at random: the state, the header it hands out
-        # first, and the hash that has already seen the random header.
-        sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, bytes(header), key)
-        self._hash.close()
-        self._hash = _StreamHash(True)
-        self._hash.add(bytes(header))
-        self._header = bytes(header)
-
-
 # --- raw requests -----------------------------------------------------------------------------
 async def _access_token(session: Session) -> str:
     await session.server()
@@ -189,7 +170,7 @@ async def _request(
     method: str,
     path: str,
     *,
-    data: bytes | None = None,
+    data: bytes | bytearray | memoryview | None = None,
     headers: Mapping[str, str] | None = None,
     ok: tuple[int, ...] = (200, 201),
 ) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -381,17 +362,28 @@ class _Record:
 
 
 # --- the plaintext source ---------------------------------------------------------------------
-async def _file_pieces(path: Path) -> AsyncIterator[bytes]:
-    handle: BinaryIO = await asyncio.to_thread(open, path, "rb")
-    reading: asyncio.Future[bytes] | None = None
+def _read_into(handle: io.FileIO, buffer: bytearray) -> memoryview:
+    view = memoryview(buffer)
+    return view[: handle.readinto(view)]
+
+
+async def _file_pieces(path: Path) -> AsyncIterator[memoryview]:
+    """The file in pieces of :data:`PIECE` bytes: views of two buffers used in turn, so
+    a piece is valid until the consumer asks for the one after next (the encryptor
+    copies what it keeps), and no fresh memory is touched per piece."""
+    handle = await asyncio.to_thread(io.FileIO, path, "r")
+    buffers = (bytearray(PIECE), bytearray(PIECE))
+    turn = 0
+    reading: asyncio.Future[memoryview] | None = None
     try:
         # the next piece is read on a worker thread while this one is encrypted
-        reading = asyncio.ensure_future(asyncio.to_thread(handle.read, PIECE))
+        reading = asyncio.ensure_future(asyncio.to_thread(_read_into, handle, buffers[turn]))
         while True:
             piece = await reading
             if not piece:
                 return
-            reading = asyncio.ensure_future(asyncio.to_thread(handle.read, PIECE))
+            turn ^= 1
+            reading = asyncio.ensure_future(asyncio.to_thread(_read_into, handle, buffers[turn]))
             yield piece
     finally:
         if reading is not None:
@@ -422,7 +414,8 @@ async def _async_pieces(source: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         yield bytes(piece)
 
 
-def _pieces(source: Source) -> AsyncIterator[bytes]:
+def _pieces(source: Source) -> AsyncIterator[bytes] | AsyncIterator[memoryview]:
+    """The plaintext of ``source`` in pieces (a piece is valid until the next but one)."""
     if isinstance(source, Path):
         return _file_pieces(source)
     if isinstance(source, bytes | bytearray | memoryview):
@@ -457,7 +450,9 @@ class _Plan:
     known: dict[int, bytes]
 
 
-async def _put_part(session: Session, blob: str, index: int, data: bytes, checksum: bytes) -> None:
+async def _put_part(
+    session: Session, blob: str, index: int, data: memoryview, checksum: bytes
+) -> None:
     path = f"/api/v1/uploads/{segment(blob)}/parts/{index}"
     headers = {"Content-Type": "application/octet-stream", "X-Checksum": b64e(checksum)}
 
@@ -471,7 +466,7 @@ async def _put_part(session: Session, blob: str, index: int, data: bytes, checks
 async def _send_parts(
     session: Session,
     plan: _Plan,
-    pieces: AsyncIterator[bytes],
+    pieces: AsyncIterator[bytes] | AsyncIterator[memoryview],
     record: _Record | None,
     progress: Progress | None,
 ) -> AttachmentEncryptor:
@@ -480,9 +475,13 @@ async def _send_parts(
     Returns the finished encryptor (its ``result`` holds hash and lengths).
     """
     upload = plan.upload
-    encryptor = _ResumableEncryptor(plan.key, plan.header)
-    queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=1)
+    # the recorded key and header: a resumed upload reproduces the same blob
+    encryptor = AttachmentEncryptor(plan.key, header=plan.header)
+    queue: asyncio.Queue[tuple[int, list[bytes]] | None] = asyncio.Queue(maxsize=1)
     announcing = asyncio.Lock()
+    # Part-sized buffers, reused: a fresh 8 MiB buffer per part would be new memory each
+    # time (page faults for every byte sent). As many exist as parts are being sent.
+    buffers: list[bytearray] = []
     done = 0
 
     def advance(n: int) -> None:
@@ -506,37 +505,46 @@ async def _send_parts(
                 await record.save()
 
     async def sender() -> None:
-        # Each sender checksums its own part, so checksums run beside the encryption.
+        # Each sender joins and checksums its own part on a worker thread, so that work
+        # runs beside the encryption and the event loop only moves bytes.
         while True:
             item = await queue.get()
             if item is None:
                 return
-            index, data = item
-            checksum = await asyncio.to_thread(_checksum, data)
-            await announce(index, checksum)
-            await _put_part(session, plan.blob, index, data, checksum)
-            advance(len(data))
+            index, pieces = item
+            buffer = buffers.pop() if buffers else bytearray(upload.part_bytes)
+            try:
+                size, checksum = await asyncio.to_thread(_assemble, pieces, buffer)
+                del pieces
+                await announce(index, checksum)
+                with memoryview(buffer) as view:
+                    await _put_part(session, plan.blob, index, view[:size], checksum)
+            finally:
+                # The transport has sent or copied the bytes once the request is over.
+                buffers.append(buffer)
+            advance(size)
 
     async def produce() -> None:
         index = 0
         buf: list[bytes] = []
         held = 0  # bytes in buf
 
-        async def emit(data: bytes) -> None:
+        async def emit(part: list[bytes], size: int) -> None:
             nonlocal index
             if index in upload.received:
-                checksum = await asyncio.to_thread(_checksum, data)
+                checksum = await asyncio.to_thread(_checksum_of, part)
                 if not equal(plan.known.get(index, b""), checksum):
                     raise _SourceChanged(f"part {index} differs from what the server has")
-                advance(len(data))
+                advance(size)
             else:
-                await queue.put((index, data))
+                await queue.put((index, part))
             index += 1
 
         async def take(blob_pieces: list[bytes]) -> None:
-            # Pieces are collected and joined once per part (one copy of each byte); only
-            # a piece that straddles a part boundary is cut.
-            nonlocal held
+            # Pieces are collected per part and joined once, by the sender on a worker
+            # thread (one copy of each byte); only a piece that straddles a part boundary
+            # is cut.
+            nonlocal held, buf
             for piece in blob_pieces:
                 while piece:
                     room = upload.part_bytes - held
@@ -546,10 +554,8 @@ async def _send_parts(
                         break
                     buf.append(piece[:room])
                     piece = piece[room:]
-                    part = b"".join(buf)
-                    buf.clear()
-                    held = 0
-                    await emit(part)
+                    part, buf, held = buf, [], 0
+                    await emit(part, upload.part_bytes)
 
         async for piece in pieces:
             if len(piece) >= 256 * 1024:
@@ -564,7 +570,7 @@ async def _send_parts(
                 break
             await take(batch)
         if buf:
-            await emit(b"".join(buf))
+            await emit(buf, held)
         if index != upload.parts:
             raise UsageError(
                 f"the source gave {encryptor.size} blob bytes, not the announced {upload.size}"
@@ -591,8 +597,26 @@ async def _send_parts(
     return encryptor
 
 
-def _checksum(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+def _checksum_of(pieces: list[bytes]) -> bytes:
+    """BLAKE2b-256 of a part given as pieces (the ``X-Checksum``)."""
+    digest = hashlib.blake2b(digest_size=32)
+    for piece in pieces:
+        digest.update(piece)
+    return digest.digest()
+
+
+def _assemble(pieces: list[bytes], into: bytearray) -> tuple[int, bytes]:
+    """Copy a part's pieces to the start of ``into``; its length and checksum (on a
+    worker thread)."""
+    digest = hashlib.blake2b(digest_size=32)
+    at = 0
+    with memoryview(into) as view:
+        for piece in pieces:
+            end = at + len(piece)
+            view[at:end] = piece
+            digest.update(view[at:end])  # the copy just made is still in the cache
+            at = end
+    return at, digest.digest()
 
 
 def _next_batch(tail: Iterator[bytes], limit: int = PIECE) -> list[bytes]:
@@ -827,9 +851,15 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
 class _Spool:
     """A download's temporary file and the decryptor that feeds it.
 
-    Used from worker threads; one lock orders everything, so a download cancelled while a
-    piece is still being decrypted on its thread cleans up only after that piece is done
-    (a descriptor is never closed under a running write).
+    :meth:`feed` runs on a worker thread: it decrypts what arrived and hands the plaintext
+    to a writer thread of its own, so decryption, the blob hash (the decryptor's worker)
+    and the file writes run side by side; at most :data:`WRITES_IN_FLIGHT` batches wait
+    for the writer. The writer starts the disk write-back of what it wrote every
+    :data:`WRITEBACK_BYTES`, so the final ``fsync`` finds little left to do (the data is
+    durable only after that ``fsync``, as before). One lock orders feeding, finishing and
+    abandoning, so a download cancelled while a piece is still being decrypted on its
+    thread cleans up only after that piece, and every write it queued, is done (a
+    descriptor is never closed under a running write).
     """
 
     def __init__(self, path: Path, decryptor: AttachmentDecryptor) -> None:
@@ -837,29 +867,73 @@ class _Spool:
         self._decryptor = decryptor
         self._lock = threading.Lock()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="postbox-download-write")
+        self._writes: deque[Future[None]] = deque()
+        self._written = 0
+        self._flushed = 0
+
+    def _write(self, pieces: list[bytes]) -> None:
+        # Only this thread writes; the lock holder waits for it before closing the file.
+        _writev_all(self._fd, pieces)
+        self._written += sum(len(piece) for piece in pieces)
+        if self._written - self._flushed >= WRITEBACK_BYTES:
+            # Linux starts write-back of dirty pages on this advice (then drops clean
+            # pages from the cache); elsewhere it is a no-op. Not a durability step.
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(self._fd, self._flushed, 0, os.POSIX_FADV_DONTNEED)
+            self._flushed = self._written
+
+    def _wait_writes(self, keep: int) -> None:
+        while len(self._writes) > keep:
+            self._writes.popleft().result()
 
     def feed(self, chunks: list[bytes]) -> None:
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the download was abandoned")
-            for chunk in chunks:  # as received: no copy to join them first
-                _write_all(self._fd, self._decryptor.update_pieces(chunk))
+            # One contiguous piece: chunks then straddle the decryptor's 65,553-byte
+            # frames once per call instead of at almost every socket read.
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            plain = self._decryptor.update_pieces(data)
+            del data
+            self._wait_writes(WRITES_IN_FLIGHT - 1)
+            if plain:
+                self._writes.append(self._writer.submit(self._write, plain))
 
     def finish(self) -> None:
         """Verify the whole blob (raises a CryptoError), then make the file durable."""
         with self._lock:
+            self._wait_writes(0)
             self._decryptor.finish()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+            self._writer.shutdown(wait=False)
 
     def abandon(self) -> None:
         with self._lock:
             self._decryptor.close()
+            for write in self._writes:
+                write.cancel()
+            self._writer.shutdown(wait=True)  # a running write ends before the close
+            self._writes.clear()
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             self.path.unlink(missing_ok=True)
+
+
+def _writev_all(fd: int, pieces: list[bytes]) -> None:
+    """Write every piece in order, with as few ``writev`` calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while written and views:  # drop what went out; a piece may be cut
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 async def download(

@@ -41,10 +41,11 @@ earliest position the marker can take and, inside that window, holds back at mos
 candidate marker byte plus a *count* of zeros after it; a run of zeros is released as
 repeated references to one shared zero block by :meth:`AttachmentDecryptor.update_pieces`.
 
-Speed. The blob hash more than doubles the work: BLAKE2b (about 1 GB/s per core with
-libsodium) is slower than secretstream push or pull (about 1.2 GB/s). Once a stream passes
-1 MiB, hashing moves to a worker thread that reads the same immutable ``bytes`` objects in
-order, and libsodium releases the GIL, so on two cores the hash runs beside the cipher; at
+Speed. The blob hash more than doubles the work: BLAKE2b (about 1 GB/s per core, hashlib
+or libsodium alike) is slower than secretstream push or pull (about 1.2 GB/s). Once a
+stream passes 1 MiB, hashing moves to a worker thread that reads the same immutable
+``bytes`` objects in order, and hashlib releases the GIL, so on two cores the hash runs
+beside the cipher; at
 most three 1 MiB batches are in flight. Each direction is then bound by its hash, which
 caps encrypt + decrypt at about 0.8 of raw push + pull throughput (``bench/crypto.py``
 reports the ratio and this ceiling).
@@ -185,17 +186,40 @@ class AttachmentEncryptor:
     of 65,536 file bytes as soon as it is complete); ``finish`` pads, writes the final
     chunk and makes :attr:`result` available. ``key`` is a fresh random file key unless
     given (for test vectors). ``offload_hash=False`` keeps the hash on the caller's thread.
+
+    ``header`` (with ``key``) replays a stream: the same key, header and file give the
+    same blob byte for byte, which is what resuming an upload needs (the parts the server
+    has are checked, not sent again). Never pass a header with a key for *another* file:
+    two files under one key and header share a keystream. Without it the header is random.
     """
 
-    def __init__(self, key: bytes | None = None, *, offload_hash: bool = True) -> None:
+    def __init__(
+        self,
+        key: bytes | None = None,
+        *,
+        header: bytes | None = None,
+        offload_hash: bool = True,
+    ) -> None:
         if key is None:
+            if header is not None:
+                raise InvalidKey("a recorded header needs its recorded key")
             key = bytes(sodium.crypto_secretstream_xchacha20poly1305_keygen())
         key = bytes(key)
         if len(key) != KEY_BYTES:
             raise InvalidKey("file key must be 32 bytes")
         self._key = key
         self._state = sodium.crypto_secretstream_xchacha20poly1305_state()
-        header = bytes(sodium.crypto_secretstream_xchacha20poly1305_init_push(self._state, key))
+        if header is None:
+            header = bytes(sodium.crypto_secretstream_xchacha20poly1305_init_push(self._state, key))
+        else:
+            header = bytes(header)
+            if len(header) != HEADER_BYTES:
+                raise InvalidKey("a secretstream header has 24 bytes")
+            # init_push draws a random header, then derives the state from key and header
+            # exactly as init_pull does (HChaCha20 subkey from header[:16], counter reset,
+            # header[16:] as nonce); pushing is deterministic from there. So init_pull on a
+            # recorded header gives the state init_push gave when the header was drawn.
+            sodium.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, key)
         self._hash = _StreamHash(offload_hash)
         self._hash.add(header)
         self._header: bytes | None = header  # not yet handed out

@@ -6,6 +6,7 @@ turns libsodium failures into the project's own error names.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Final
@@ -46,10 +47,44 @@ def sign_keypair(seed: bytes) -> tuple[bytes, bytes]:
     return bytes(pk), bytes(sk)
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key(seed: bytes) -> bytes:
+    # Expanding a seed costs a scalar multiplication, as much as the signature itself; a
+    # server signs every receipt and tree head with the same few keys.
+    return sign_keypair(seed)[1]
+
+
+def signing_public_key(seed: bytes) -> bytes:
+    """The public key of the Ed25519 key with this seed (cached like :func:`sign`)."""
+    if len(seed) != SEED_BYTES:
+        raise InvalidKey("Ed25519 seed must be 32 bytes")
+    return _signing_key(bytes(seed))[SEED_BYTES:]  # libsodium's sk is seed || pk
+
+
 def sign(seed: bytes, message: bytes) -> bytes:
     """Detached Ed25519 signature by the key with this seed."""
-    _, sk = sign_keypair(seed)
-    return bytes(sodium.crypto_sign(message, sk)[:SIGNATURE_BYTES])
+    if len(seed) != SEED_BYTES:
+        raise InvalidKey("Ed25519 seed must be 32 bytes")
+    return bytes(sodium.crypto_sign(message, _signing_key(bytes(seed)))[:SIGNATURE_BYTES])
+
+
+#: public keys known to be prime-order points (a pure function of the key; bounded)
+_VALID_POINTS: set[bytes] = set()
+_VALID_POINTS_MAX: Final = 100_000
+
+
+def _is_valid_point(pk: bytes) -> bool:
+    # The subgroup check is a scalar multiplication (as much as a verification); a server
+    # verifies many signatures by the same keys.
+    key = bytes(pk)
+    if key in _VALID_POINTS:
+        return True
+    if not sodium.crypto_core_ed25519_is_valid_point(key):
+        return False
+    if len(_VALID_POINTS) >= _VALID_POINTS_MAX:
+        _VALID_POINTS.clear()
+    _VALID_POINTS.add(key)
+    return True
 
 
 def verify(pk: bytes, message: bytes, signature: bytes) -> None:
@@ -62,7 +97,7 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> None:
     """
     if len(pk) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         raise BadSignature("signature or key has the wrong size")
-    if not sodium.crypto_core_ed25519_is_valid_point(pk):
+    if not _is_valid_point(pk):
         raise BadSignature("public key is not a valid prime-order point")
     try:
         sodium.crypto_sign_open(signature + message, pk)

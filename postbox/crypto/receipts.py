@@ -60,7 +60,14 @@ from postbox.crypto.errors import (
     ReceiptMismatch,
 )
 from postbox.crypto.kid import derive_kid
-from postbox.crypto.primitives import H, check_sign_pk, equal, sign, sign_keypair, verify
+from postbox.crypto.primitives import (
+    H,
+    check_sign_pk,
+    equal,
+    sign,
+    signing_public_key,
+    verify,
+)
 
 #: BLAKE2b-256 links between delivery events and from a countersignature to its read receipt
 LINK_BYTES: Final = 32
@@ -194,7 +201,7 @@ def _check_digest(digest: bytes) -> str:
 
 
 def _sign_object(name: str, label: bytes, body: Any, seed: bytes) -> dict[str, Any]:
-    pk, _ = sign_keypair(seed)
+    pk = signing_public_key(seed)
     return {name: body, "sig": b64e(sign(seed, label + cj(body))), "kid": derive_kid("sign", pk)}
 
 

@@ -18,6 +18,7 @@ from postbox.mailbox.errors import Unauthorized
 from postbox.mailbox.http import Handler
 
 _PUBLIC = "__postbox_public__"
+_SESSION_LATER = "__postbox_session_checked_by_service__"
 
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
@@ -39,10 +40,22 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 class TokenVerifier(Protocol):
     async def verify_access_token(self, token: str) -> Principal: ...
 
+    def verify_token_only(self, token: str) -> Principal: ...
+
 
 def public(handler: H) -> H:
     """Mark a route handler as reachable without a session."""
     setattr(handler, _PUBLIC, True)
+    return handler
+
+
+def session_checked_by_service(handler: H) -> H:
+    """Mark a route whose service checks the caller's session itself, inside the write
+    transaction that acts on the request (the send path's group commit: one query for a
+    whole batch instead of one read per request). The middleware then checks only the
+    token's signature, claims and expiry. A revoked session is refused exactly as before,
+    and no later than the transaction that would act on it."""
+    setattr(handler, _SESSION_LATER, True)
     return handler
 
 
@@ -72,7 +85,10 @@ def auth_middleware(verifier: Callable[[web.Application], TokenVerifier | None])
         tokens = verifier(request.app)
         if tokens is None:
             raise Unauthorized("sessions are not available")
-        request[PRINCIPAL] = await tokens.verify_access_token(token.strip())
+        if getattr(route_handler, _SESSION_LATER, False):
+            request[PRINCIPAL] = tokens.verify_token_only(token.strip())
+        else:
+            request[PRINCIPAL] = await tokens.verify_access_token(token.strip())
         return await handler(request)
 
     return cast(Middleware, authenticate)

@@ -21,9 +21,9 @@ class CountingStore(LocalBlobStore):
     read_bytes = 0
 
     def _feed(
-        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[bytes], None]
+        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[memoryview], None]
     ) -> None:
-        def counting(chunk: bytes) -> None:
+        def counting(chunk: memoryview) -> None:
             self.read_bytes += len(chunk)
             consume(chunk)
 

@@ -279,3 +279,25 @@ async def test_a_case_refusal_fails_alone_and_stores_nothing(msg_world: MsgWorld
     status, problem = await post(w.client, w.c1, plain, f"?procedure={new_id()}&version=1")
     assert (status, code(problem)) == (400, "procedure-unexpected")
     assert await w.counts() == before
+
+
+# --- the session -------------------------------------------------------------------------------
+async def test_a_send_on_an_ended_session_is_refused_by_the_batch(msg_world: MsgWorld) -> None:
+    """The send route checks only the token; the group commit checks the session in the
+    transaction that would store the message, so a logout (or revocation, or a disabled
+    account) stops sends at once, with the same answer as every other route."""
+    w = msg_world
+    accepted = w.seal(w.c1, [w.team])
+    got, _ = await w.post(w.c1, accepted.body)
+    assert got == 201
+    envelope = w.seal(w.c1, [w.team])
+    resp = await w.client.post("/api/v1/auth/logout", headers=w.c1.headers)
+    assert resp.status == 204
+    problem = await refused(w, w.c1, envelope.body, 401, "session-ended")
+    assert problem["status"] == 401
+    # a resend of the message stored before is refused as well: nothing is answered to an
+    # ended session, not even a stored receipt
+    await refused(w, w.c1, accepted.body, 401, "session-ended")
+    # the other citizen's session is untouched, in the same batch or not
+    got, _ = await w.post(w.c2, w.seal(w.c2, [w.team]).body)
+    assert got == 201

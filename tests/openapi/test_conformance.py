@@ -126,7 +126,9 @@ class Recorder:
     """``app.on_response_prepare``: keeps every answer with the route it came from.
 
     A streamed answer (a blob download) is prepared before its body is written: the
-    recorder keeps what goes through its ``write`` (a WebSocket's frames are not a body).
+    recorder keeps what goes through its ``write`` (a WebSocket's frames are not a body);
+    bytes the server hands to ``sendfile`` bypass ``write``, so :meth:`Flow.fetch` adds what
+    the client received (:meth:`received`).
     """
 
     def __init__(self) -> None:
@@ -152,6 +154,15 @@ class Recorder:
                 body=body,
             )
         )
+
+    def received(self, path: str, status: int, data: bytes) -> None:
+        """The bytes a client got for the last streamed answer to ``path`` whose body the
+        server sent without ``write`` (``sendfile``)."""
+        for exchange in reversed(self.exchanges):
+            if exchange.path == path and exchange.status == status:
+                if isinstance(exchange.body, bytearray) and not exchange.body:
+                    exchange.body.extend(data)
+                return
 
 
 def _tap(response: web.StreamResponse) -> bytearray:
@@ -225,7 +236,11 @@ class Flow:
     ) -> tuple[int, bytes]:
         """A GET whose answer is not JSON (a blob): (status, the bytes)."""
         resp = await self.client.get(path, headers={**who.headers, **(headers or {})})
-        return resp.status, await resp.read()
+        data = await resp.read()
+        for hook in self.client.app.on_response_prepare:
+            if isinstance(hook, Recorder):
+                hook.received(path.split("?", 1)[0], resp.status, data)
+        return resp.status, data
 
 
 def refusal(answer: tuple[int, Any], status: int, code: str) -> dict[str, Any]:
@@ -639,6 +654,29 @@ async def mail_flows(f: Flow, c: Cast) -> None:
     sent = f"{inbox}/{citizen.id}/{note_id}"
     await f.ok("DELETE", sent, who=citizen)
     await f.refused("DELETE", sent, None, 404, "message-not-found", who=citizen)
+
+    # --- team cards: one, a batch, the org's teams; the org's citizens_may_write flag
+    card = await f.ok("GET", f"/api/v1/mailboxes/{team}/card", who=citizen)
+    assert (card["team"], card["org"]) == (team, org)
+    await f.refused(
+        "GET", f"/api/v1/mailboxes/{citizen.id}/card", None, 404, "mailbox-not-found", who=cw
+    )
+    batch = await f.ok("GET", f"/api/v1/mailboxes/cards?ids={team},{cw.id},{team}", who=citizen)
+    assert ([c["team"] for c in batch["cards"]], batch["unknown"]) == ([team], [cw.id])
+    await f.refused("GET", "/api/v1/mailboxes/cards", None, 400, "missing-parameter", who=cw)
+    await f.refused(
+        "GET", "/api/v1/mailboxes/cards?ids=nonsense", None, 400, "invalid-query", who=cw
+    )
+    org_cards = f"/api/v1/orgs/{org}/cards"
+    assert [c["team"] for c in (await f.ok("GET", org_cards, who=citizen))["cards"]] == [team]
+    closed = await f.ok("PATCH", f"/api/v1/orgs/{org}", {"citizens_may_write": False}, who=admin)
+    assert closed["citizens_may_write"] is False
+    await f.refused("GET", org_cards, None, 404, "org-not-found", who=citizen)
+    await f.refused(
+        "PATCH", f"/api/v1/orgs/{org}", {"citizens_may_write": True}, 403, "admin-only", who=cw
+    )
+    await f.refused("PATCH", f"/api/v1/orgs/{org}", {}, 400, "malformed", who=admin)
+    await f.ok("PATCH", f"/api/v1/orgs/{org}", {"citizens_may_write": True}, who=admin)
 
 
 def _read_fields(signed: Any, reader: Person) -> dict[str, Any]:

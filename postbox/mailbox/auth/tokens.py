@@ -41,6 +41,8 @@ ALGORITHMS: Final = [ALGORITHM]
 REFRESH_TOKEN_BYTES: Final = KEY_BYTES
 MAX_TOKEN_CHARS: Final = 4096
 _REQUIRED: Final = ("iss", "aud", "iat", "exp", "jti", "sub", "sid", "kind", "org")
+#: access tokens whose signature and claims were checked already (see Tokens.decode)
+VERIFIED_TOKENS_MAX: Final = 20_000
 _DECODE_OPTIONS: Final = {
     # time is checked against the injected clock below
     "verify_exp": False,
@@ -84,6 +86,7 @@ class Tokens:
         self._lifetime_s = settings.access_token_seconds
         self._db = db
         self._clock = clock
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"Tokens(origin={self._origin!r})"
@@ -110,9 +113,25 @@ class Tokens:
         return str(jwt.encode(claims, self._key, algorithm=ALGORITHM))
 
     def decode(self, token: str) -> dict[str, Any]:
-        """Signature, algorithm, issuer, audience and claim types; not yet time or session."""
+        """Signature, algorithm, issuer, audience and claim types; not yet time or session.
+
+        A token that passed once is remembered (by its exact text, in a bounded map), so a
+        client's requests within its token's lifetime cost one HMAC check, not one each:
+        what is remembered is a pure function of the text and the key. Expiry and the
+        session are checked on every request by the callers.
+        """
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise _invalid()
+        known = self._verified.get(token)
+        if known is not None:
+            return known
+        claims = self._decode(token)
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -136,21 +155,15 @@ class Tokens:
                 raise _invalid()
         return claims
 
-    async def verify_access_token(self, token: str) -> Principal:
+    def verify_token_only(self, token: str) -> Principal:
+        """The token's signature, claims and expiry, without reading the session.
+
+        Only for routes whose service checks the session itself, inside the transaction
+        that acts on it (``access.session_checked_by_service``); see :func:`check_session`.
+        """
         claims = self.decode(token)
-        now = self._clock()
-        if claims["exp"] * 1000 <= now:
+        if claims["exp"] * 1000 <= self._clock():
             raise Unauthorized("the access token has expired; refresh it", code="token-expired")
-        async with self._db.read() as conn:
-            state = await store.session_state(conn, claims["sid"])
-        if (
-            state is None
-            or state.account_id != claims["sub"]
-            or state.revoked is not None
-            or state.expires <= now
-            or state.account_status != "active"
-        ):
-            raise Unauthorized("this session has ended; log in again", code="session-ended")
         return Principal(
             account_id=claims["sub"],
             kind=claims["kind"],
@@ -158,3 +171,22 @@ class Tokens:
             session_id=claims["sid"],
             token_id=claims["jti"],
         )
+
+    async def verify_access_token(self, token: str) -> Principal:
+        who = self.verify_token_only(token)
+        async with self._db.read() as conn:
+            state = await store.session_state(conn, who.session_id)
+        check_session(state, who.account_id, self._clock())
+        return who
+
+
+def check_session(state: store.SessionState | None, account_id: str, now: int) -> None:
+    """Refuse (401 ``session-ended``) unless the session is live and the account active."""
+    if (
+        state is None
+        or state.account_id != account_id
+        or state.revoked is not None
+        or state.expires <= now
+        or state.account_status != "active"
+    ):
+        raise Unauthorized("this session has ended; log in again", code="session-ended")

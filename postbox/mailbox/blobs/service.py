@@ -480,7 +480,9 @@ class BlobService:
         """The part, streamed to a temporary file and checked (length, checksum); not yet
         committed. Anything wrong discards it."""
         sink = self._store.part_sink(blob_id, index)
-        # One piece is written (and hashed) on a worker thread while the next arrives.
+        # What arrived is written (and checksummed) on a worker thread while the next
+        # pieces arrive: the pieces as the socket delivered them, never joined (a joined
+        # copy would cost a fresh, page-faulting buffer per write).
         writing: asyncio.Future[None] | None = None
         try:
             pending: list[bytes] = []
@@ -495,12 +497,12 @@ class BlobService:
                 if pending_bytes >= WRITE_BUFFER:
                     if writing is not None:
                         await writing
-                    writing = asyncio.ensure_future(sink.write(b"".join(pending)))
+                    writing = asyncio.ensure_future(sink.write_pieces(pending))
                     pending, pending_bytes = [], 0
             if writing is not None:
                 await writing
             if pending:
-                await sink.write(b"".join(pending))
+                await sink.write_pieces(pending)
             self._check_length(total, expected, index)
             if not equal(sink.digest(), checksum):
                 raise BadRequest("the part does not match its X-Checksum", code="checksum-mismatch")
@@ -613,6 +615,13 @@ class BlobService:
     def read(self, blob: Readable, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """``length`` bytes of an opened blob from ``offset``, streamed from the store."""
         return self._store.read(blob.blob, blob.parts, offset, length)
+
+    async def send(
+        self, blob: Readable, offset: int, length: int, transport: asyncio.WriteTransport
+    ) -> None:
+        """``length`` bytes of an opened blob from ``offset``, written to ``transport`` by
+        the store (``sendfile`` where it can)."""
+        await self._store.send(blob.blob, blob.parts, offset, length, transport)
 
     async def storage(self, who: Principal) -> Storage:
         async with self._db.read() as conn:

@@ -12,8 +12,13 @@ id`` is the blob id's 16 bytes in lower-case hex (so paths never depend on the c
 b64 letters, and no id can name ``..`` or a separator) and ``hh`` its first byte. Paths are
 derived only from validated ids and indices: nothing a client sends becomes a path
 component. Writes are atomic: a temporary file in the same folder (created exclusively,
-mode 0600), fsync, rename, fsync of the folder. Reads stream in pieces of
-:data:`READ_CHUNK` bytes on a worker thread, so the event loop never waits for the disk.
+mode 0600), fsync, rename, fsync of the folder. A part's bytes are written with
+``writev`` straight from the pieces the socket delivered (no joined copy) and checksummed
+on the same worker thread. Downloads go out with ``sendfile`` (the kernel copies from the
+page cache to the socket; the read-ahead is started on a worker thread first);
+:meth:`LocalBlobStore.read` streams pieces of :data:`READ_CHUNK` bytes on a worker thread
+for whoever wants the bytes themselves, and :meth:`LocalBlobStore.feed` hands them out of
+one reused buffer for hashing, so neither allocates fresh memory per piece.
 
 Nothing in this module knows who owns a blob or whether it is complete: that is the
 service's job (:mod:`postbox.mailbox.blobs.service`).
@@ -31,13 +36,15 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 
 from postbox.crypto.encoding import ID_BYTES, b64d, b64e
 from postbox.crypto.errors import EncodingError
 
-#: bytes read from disk per step when streaming a blob
+#: bytes read from disk per step when streaming or hashing a blob
 READ_CHUNK: Final = 1024 * 1024
+#: most buffers one ``writev`` call takes (Linux ``IOV_MAX``)
+_IOV_MAX: Final = 1024
 #: bytes of a part checksum (BLAKE2b-256, the ``X-Checksum`` header)
 CHECKSUM_BYTES: Final = 32
 #: part indices have six decimal digits in file names
@@ -86,6 +93,10 @@ class PartSink(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    async def write_pieces(self, pieces: Sequence[bytes]) -> None:
+        """Append ``pieces`` in order (one worker-thread hop, no joined copy)."""
+        ...
+
     def digest(self) -> bytes:
         """BLAKE2b-256 of everything written so far."""
         ...
@@ -110,11 +121,24 @@ class BlobStore(Protocol):
         """``length`` bytes of the blob made of ``parts`` (in index order), from ``offset``."""
         ...
 
+    async def send(
+        self,
+        blob_id: str,
+        parts: Sequence[PartRef],
+        offset: int,
+        length: int,
+        transport: asyncio.WriteTransport,
+    ) -> None:
+        """Write ``length`` bytes of the blob from ``offset`` to ``transport`` (an HTTP
+        response whose headers have gone out), by ``sendfile`` where the transport allows."""
+        ...
+
     async def feed(
-        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[bytes], None]
+        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[memoryview], None]
     ) -> None:
         """Pass the bytes of ``parts`` (in order) to ``consume``, piece by piece, on a worker
-        thread: one call for work such as hashing, without a thread hop per piece."""
+        thread: one call for work such as hashing, without a thread hop per piece. A piece
+        is a view of a reused buffer, valid only during its call."""
         ...
 
     async def delete_part(self, blob_id: str, index: int, checksum: bytes) -> None: ...
@@ -210,25 +234,27 @@ class _LocalPartSink:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         return self._fd
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, pieces: Sequence[bytes]) -> None:
         with self._lock:
-            self._write_locked(data)
+            self._write_locked(pieces)
 
-    def _write_locked(self, data: bytes) -> None:
+    def _write_locked(self, pieces: Sequence[bytes]) -> None:
         fd = self._open()
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        self._hash.update(data)
+        _writev_all(fd, pieces)
+        for piece in pieces:  # hashlib releases the GIL on large pieces
+            self._hash.update(piece)
 
     async def write(self, data: bytes) -> None:
+        await self.write_pieces([data])
+
+    async def write_pieces(self, pieces: Sequence[bytes]) -> None:
         if self._done:
             raise RuntimeError("the part is closed")
-        if not data:
+        pieces = [piece for piece in pieces if piece]
+        if not pieces:
             return
-        await asyncio.to_thread(self._write, data)
-        self._size += len(data)
+        await asyncio.to_thread(self._write, pieces)
+        self._size += sum(len(piece) for piece in pieces)
 
     def digest(self) -> bytes:
         return self._hash.digest()
@@ -341,22 +367,45 @@ class LocalBlobStore:
             finally:
                 await asyncio.to_thread(reader.close)
 
-    def _feed(
-        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[bytes], None]
+    async def send(
+        self,
+        blob_id: str,
+        parts: Sequence[PartRef],
+        offset: int,
+        length: int,
+        transport: asyncio.WriteTransport,
     ) -> None:
+        if offset < 0 or length < 0:
+            raise ValueError("negative range")
+        loop = asyncio.get_running_loop()
+        for path, expected, start, count in self._open_parts(blob_id, parts, offset, length):
+            handle = await asyncio.to_thread(_open_for_sending, path, expected, start, count)
+            try:
+                # The kernel copies page cache to socket in the event loop's thread
+                # (non-blocking; the read-ahead above makes a disk wait unlikely). Where
+                # sendfile is not possible (TLS), asyncio falls back to reads and writes.
+                await loop.sendfile(transport, handle, start, count)
+            finally:
+                handle.close()
+
+    def _feed(
+        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[memoryview], None]
+    ) -> None:
+        buffer = bytearray(READ_CHUNK)  # reused: no fresh (page-faulting) memory per piece
+        view = memoryview(buffer)
         for part in parts:
             reader = _PartReader(self.part_path(blob_id, part.index, part.checksum), part.size)
             try:
                 offset = 0
                 while offset < part.size:
-                    chunk = reader.read(offset, min(READ_CHUNK, part.size - offset))
-                    offset += len(chunk)
-                    consume(chunk)
+                    got = reader.read_into(view[: min(READ_CHUNK, part.size - offset)], offset)
+                    offset += got
+                    consume(view[:got])
             finally:
                 reader.close()
 
     async def feed(
-        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[bytes], None]
+        self, blob_id: str, parts: Sequence[PartRef], consume: Callable[[memoryview], None]
     ) -> None:
         await asyncio.to_thread(self._feed, blob_id, parts, consume)
 
@@ -449,11 +498,53 @@ class _PartReader:
             raise StorageError(f"part file {self._name} ended early")
         return chunk
 
+    def read_into(self, into: memoryview, offset: int) -> int:
+        """Fill the start of ``into`` from ``offset``; how many bytes (at least one)."""
+        with self._lock:
+            if self._fd < 0:
+                raise StorageError("the part file is closed")
+            got = os.preadv(self._fd, [into], offset)
+        if not got:
+            raise StorageError(f"part file {self._name} ended early")
+        return got
+
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _open_for_sending(path: Path, expected: int, start: int, count: int) -> BinaryIO:
+    """The part file, checked against its recorded size, with read-ahead of the range begun."""
+    try:
+        handle = path.open("rb", buffering=0)
+    except FileNotFoundError as exc:
+        raise StorageError(f"part file {path.name} is missing") from exc
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        if size != expected:
+            raise StorageError(f"part file {path.name} has {size} bytes, not {expected}")
+        with contextlib.suppress(AttributeError, OSError):  # advice only
+            os.posix_fadvise(handle.fileno(), start, count, os.POSIX_FADV_WILLNEED)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _writev_all(fd: int, pieces: Sequence[bytes]) -> None:
+    """Write every piece, in order, with as few ``writev`` calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        batch = views[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        while written and views:  # drop what went out; a piece may be cut
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 def _remove_path(path: Path) -> None:

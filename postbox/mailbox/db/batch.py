@@ -87,6 +87,11 @@ def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
         future.set_result(outcome)
 
 
+def _settle_all(answers: Sequence[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in answers:
+        _settle(future, outcome)
+
+
 class GroupCommit(Generic[I, R]):
     """A queue of items and the one writer of this process that drains it.
 
@@ -122,11 +127,14 @@ class GroupCommit(Generic[I, R]):
         self._inbox: queue.SimpleQueue[_Pending[I, R]] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None  # the writer's loop
         self._wakeup: asyncio.Event | None = None
+        self._wake_pending = False
         self._closed = False
         #: set once a writer runs (the server's start-up waits for it)
         self.ready = asyncio.Event()
         #: sizes of the last batches (tests and benchmarks look at batching)
         self.batch_sizes: list[int] = []
+        #: the OS thread id of the writer's thread (benchmarks read its CPU time)
+        self.native_id: int | None = None
 
     @property
     def queued(self) -> int:
@@ -138,12 +146,23 @@ class GroupCommit(Generic[I, R]):
         loop, wakeup = self._loop, self._wakeup
         if self._closed or loop is None or wakeup is None:
             raise self._retryable()
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._inbox.put(_Pending(item, future, asyncio.get_running_loop()))
-        # RuntimeError: the writer's loop has just closed; the final drain answers the item
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(wakeup.set)
+        here = asyncio.get_running_loop()
+        future: asyncio.Future[R] = here.create_future()
+        self._inbox.put(_Pending(item, future, here))
+        # One wake-up in flight is enough (each costs a write to the writer loop's self-pipe):
+        # the writer clears the flag on its own loop before it looks at the queue again, so
+        # an item put before that is seen, and one put after it schedules a new wake-up.
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._woken, wakeup)
+            except RuntimeError:  # the writer's loop has just closed; the drain answers it
+                self._wake_pending = False
         return await future
+
+    def _woken(self, wakeup: asyncio.Event) -> None:
+        self._wake_pending = False
+        wakeup.set()
 
     # --- running the writer --------------------------------------------------------------
     async def run_here(self, open_runner: OpenRunner[I, R]) -> None:
@@ -190,6 +209,7 @@ class GroupCommit(Generic[I, R]):
                 report(serve.exception())
 
         def target() -> None:
+            self.native_id = threading.get_native_id()
             try:
                 asyncio.run(thread_main())
             except BaseException as exc:  # pragma: no cover - thread_main handles its errors
@@ -239,6 +259,7 @@ class GroupCommit(Generic[I, R]):
 
         try:
             self._wakeup = asyncio.Event()
+            self._wake_pending = False
             self._loop = asyncio.get_running_loop()
             report(None)
             while True:
@@ -275,13 +296,17 @@ class GroupCommit(Generic[I, R]):
         """Answer everything nobody will write (shutdown). A batch that was being written
         may or may not have committed; a resend finds out (items are idempotent)."""
         while batch := self._take():
-            for pending in batch:
-                self._deliver(pending, self._retryable())
+            self._deliver_all([(pending, self._retryable()) for pending in batch])
 
     @staticmethod
-    def _deliver(pending: _Pending[I, R], outcome: R | BaseException) -> None:
-        with contextlib.suppress(RuntimeError):  # the request's loop is gone
-            pending.loop.call_soon_threadsafe(_settle, pending.future, outcome)
+    def _deliver_all(answers: Sequence[tuple[_Pending[I, R], R | BaseException]]) -> None:
+        """Settle the futures on their own loops: one call per loop, not one per item."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], Any]]] = {}
+        for pending, outcome in answers:
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        for loop, settle in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the request's loop is gone
+                loop.call_soon_threadsafe(_settle_all, settle)
 
     async def _write(self, run: Runner[I, R], batch: list[_Pending[I, R]]) -> None:
         self.batch_sizes.append(len(batch))
@@ -291,14 +316,12 @@ class GroupCommit(Generic[I, R]):
             if len(outcomes) != len(batch):  # pragma: no cover - a bug in the runner
                 raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for {len(batch)}")
         except asyncio.CancelledError:
-            for pending in batch:
-                self._deliver(pending, self._retryable())
+            self._deliver_all([(pending, self._retryable()) for pending in batch])
             raise
         except Exception:
             log.exception("%s: a batch of %d failed; answering retry", self.name, len(batch))
             outcomes = [self._retryable() for _ in batch]
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            self._deliver(pending, outcome)
+        self._deliver_all(list(zip(batch, outcomes, strict=True)))
 
 
 Apply = Callable[[AsyncConnection, Sequence[I]], Awaitable[list[R | BaseException]]]

@@ -11,32 +11,53 @@ PostgreSQL uses one pool for both; code that must serialise (log appends) locks 
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
+import aiosqlite
+import aiosqlite.core
+from sqlalchemy import event, make_url
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: pooled connections per engine (kept open; see __init__)
+READ_POOL = 8
+PG_POOL = 16
 
 
 class Database:
     """The read and write entry points every store uses."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "FULL", inline_sqlite: bool = False
+    ) -> None:
+        """``inline_sqlite``: run the SQLite writer's calls on the calling thread (see
+        :class:`InlineSQLiteConnection`): only for a thread and loop that do nothing else,
+        like the group-commit writer's."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             _create_private(url)
-            self._writer = create_async_engine(url, pool_size=1, max_overflow=0)
-            self._reader = create_async_engine(url, pool_size=4, max_overflow=4)
+            self._writer = create_async_engine(
+                url,
+                pool_size=1,
+                max_overflow=0,
+                **({"async_creator": _inline_creator(url)} if inline_sqlite else {}),
+            )
+            # No overflow: an overflow connection is opened for one request and closed again
+            # (a new thread, the pragmas, a cold page cache each time), which under load
+            # cost more CPU than the queries; requests rather wait for a pooled one.
+            self._reader = create_async_engine(url, pool_size=READ_POOL, max_overflow=0)
             for engine, immediate in ((self._writer, True), (self._reader, False)):
                 _sqlite_setup(engine, sqlite_synchronous, immediate=immediate)
         else:
-            self._writer = create_async_engine(url, pool_size=10, max_overflow=10)
+            self._writer = create_async_engine(url, pool_size=PG_POOL, max_overflow=0)
             self._reader = self._writer
 
     @property
@@ -63,6 +84,59 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+
+
+class _InlineQueue:
+    """aiosqlite's request queue, except that a request runs at once, on the caller's thread,
+    and its future is settled before ``put_nowait`` returns."""
+
+    def put_nowait(self, request: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = request
+        try:
+            result = function()
+        except BaseException as exc:  # the worker thread hands every error to the future
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is not None and not future.done():
+            future.set_result(None if result is _STOP else result)
+
+
+_STOP = getattr(aiosqlite.core, "_STOP_RUNNING_SENTINEL", object())
+
+
+class InlineSQLiteConnection(aiosqlite.Connection):
+    """aiosqlite's connection API without its worker thread: every call runs on the calling
+    thread and event loop, blocking it for the call's duration.
+
+    aiosqlite hands each call (cursor, execute, fetch, commit) to a thread of its own and the
+    answer back, two thread switches per call; the group-commit writer makes a dozen calls
+    per batch, on a thread and loop that do nothing else, while the server's main thread
+    holds the GIL most of the time, so every switch could wait for the interpreter's switch
+    interval. Run inline, the sqlite3 module still releases the GIL while SQLite works (and
+    syncs), and the writer needs no hand-offs at all.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = cast(Any, _InlineQueue())
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
+        return self._connect().__await__()  # no worker thread to start
+
+
+def _inline_creator(url: str) -> Callable[[], InlineSQLiteConnection]:
+    """SQLAlchemy's ``async_creator`` for :class:`InlineSQLiteConnection`, with the same
+    connect arguments as the dialect would give aiosqlite."""
+    dialect = SQLiteDialect_aiosqlite()
+    args, params = dialect.create_connect_args(make_url(url))
+    params.setdefault("check_same_thread", False)
+
+    def create() -> InlineSQLiteConnection:
+        connect = cast(Callable[..., sqlite3.Connection], sqlite3.connect)
+        return InlineSQLiteConnection(lambda: connect(*args, **params))
+
+    return create
 
 
 def _create_private(url: str) -> None:

@@ -31,6 +31,7 @@ from typing import Final
 from postbox.crypto.encoding import KEY_BYTES, b64d
 from postbox.crypto.envelope import Header, Wire
 from postbox.crypto.primitives import equal
+from postbox.mailbox.auth.store import SessionState
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, NotFound, PostboxError
 from postbox.mailbox.messages.store import BlobState, Box, CertState, StoredMessage, ThreadState
 
@@ -86,6 +87,8 @@ class BatchState:
     #: (from, id) → (digest, receipt) of messages accepted earlier in this batch
     accepted: dict[tuple[str, str], tuple[bytes, bytes]] = field(default_factory=dict)
     used_blobs: set[str] = field(default_factory=set)
+    #: the senders' sessions (the route leaves the session check to the batch)
+    sessions: dict[str, SessionState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import asyncio
 
 from aiohttp import web
 
-from postbox.mailbox.access import principal
+from postbox.mailbox.access import principal, session_checked_by_service
 from postbox.mailbox.appkeys import (
     BACKGROUND,
     CLOCK,
@@ -25,6 +25,7 @@ from postbox.mailbox.appkeys import (
 )
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.http import read_canonical
+from postbox.mailbox.messages import service as message_service
 from postbox.mailbox.messages.commands import SendMessage
 from postbox.mailbox.messages.service import MessageService
 
@@ -47,7 +48,9 @@ async def start(app: web.Application) -> None:
         # SQLite has one writer at a time; PostgreSQL commits several batches in parallel
         concurrency=1 if settings.is_sqlite else WRITER_CONCURRENCY_POSTGRES,
         writer_db=lambda: Database(
-            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            inline_sqlite=message_service.WRITER_THREAD,  # the writer's own thread and loop
         ),
         bus=app.get(EVENT_BUS),
     )
@@ -57,6 +60,7 @@ async def start(app: web.Application) -> None:
         await service.commit.ready.wait()
 
 
+@session_checked_by_service
 async def post_message(request: web.Request) -> web.Response:
     who = principal(request)
     parsed, body = await read_canonical(request, request.app[SETTINGS].max_message_bytes)

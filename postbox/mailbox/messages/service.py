@@ -44,6 +44,8 @@ from postbox.crypto.errors import CryptoError
 from postbox.crypto.receipts import make_receipt, sign_receipt
 from postbox.keys.directory import Directory
 from postbox.mailbox.access import Principal
+from postbox.mailbox.auth import store as auth_store
+from postbox.mailbox.auth.tokens import check_session
 from postbox.mailbox.cases.effects import SendFacts, apply_send
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.batch import GroupCommit, write_batch
@@ -103,6 +105,7 @@ class Sent:
 class _Item:
     cmd: SendMessage
     digest: bytes
+    who: Principal
 
 
 class MessageService:
@@ -150,7 +153,7 @@ class MessageService:
             raise BadRequest(
                 f"signature: {type(exc).__name__}: {exc}", code="invalid-signature"
             ) from exc
-        return await self.commit.submit(_Item(cmd, digest))
+        return await self.commit.submit(_Item(cmd, digest, who))
 
     async def _signing_cert(self, kid: str) -> Cert | None:
         cert = self._kids.get(kid)
@@ -222,6 +225,9 @@ class MessageService:
         plans: list[tuple[int, _Item, Plan, bytes]] = []
         for item in items:
             try:
+                # the route checked only the token: the session is checked here, in the
+                # transaction that stores the message (access.session_checked_by_service)
+                check_session(state.sessions.get(item.who.session_id), item.who.account_id, now)
                 result = checks.check(state, item.cmd.wire, item.digest)
             except PostboxError as exc:
                 outcomes.append(exc)
@@ -275,7 +281,10 @@ class MessageService:
                     citizens.add(m)
                     orgs.add(signer.org_id)
         wrote = await store.wrote_to(conn, citizens, orgs)
-        return BatchState(now, stored, boxes, members, certs, blob_states, threads, wrote)
+        sessions = await auth_store.session_states(conn, {i.who.session_id for i in items})
+        return BatchState(
+            now, stored, boxes, members, certs, blob_states, threads, wrote, sessions=sessions
+        )
 
     async def _write(
         self, conn: AsyncConnection, plans: list[tuple[int, _Item, Plan, bytes]], now: int

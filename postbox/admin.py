@@ -11,6 +11,9 @@ Commands (each takes ``--json`` for one machine-readable JSON object on stdout):
 
 * ``org create --name de=… [--name en=…] --notification-name … [--self-registration]``
 * ``org list`` · ``team list ORG``
+* ``org update ORG --citizens-may-write yes|no``: whether citizens may write to the
+  organisation's teams (replies in their threads stay possible); audited as ``org.update``
+  without an actor, like the org admin's ``PATCH /api/v1/orgs/{org}``.
 * ``org invite-admin ORG [--days N] [--letter FILE] [--language de|en]``: the CLI is the
   *inviting side* for an organisation's admins. It draws the activation code, registers
   only its authoriser, prints the code (8 groups of 4) and the link
@@ -50,7 +53,7 @@ from postbox.mailbox.auth import store as auth_store
 from postbox.mailbox.auth.store import SessionRecord
 from postbox.mailbox.errors import BadRequest, Conflict, NotFound, PostboxError
 from postbox.mailbox.invitations.letter import Letter, render_letter
-from postbox.mailbox.orgs.service import NewOrg, display_name, org_not_found
+from postbox.mailbox.orgs.service import NewOrg, OrgChange, display_name, org_not_found
 from postbox.mailbox.settings import Settings
 
 DAY_MS: Final = 24 * 3600 * 1000
@@ -142,9 +145,25 @@ async def org_list(app: web.Application, args: argparse.Namespace) -> Output:
     lines = [
         f"{o.id}  {display_name(o.names)}  "
         f"root={o.fingerprint or '-'}  self-registration={'yes' if o.self_registration else 'no'}"
+        f"  citizens-may-write={'yes' if o.citizens_may_write else 'no'}"
         for o in orgs
     ]
     return Output({"orgs": [_org_json(o) for o in orgs]}, lines or ["no organisations"])
+
+
+async def org_update(app: web.Application, args: argparse.Namespace) -> Output:
+    org = await app[ORGS].change_by_operator(
+        args.org, OrgChange(citizens_may_write=args.citizens_may_write == "yes")
+    )
+    return Output(
+        _org_json(org),
+        [
+            f"organisation {org.id} ({display_name(org.names)}): citizens "
+            + ("may" if org.citizens_may_write else "may not")
+            + " write to its teams"
+            + ("" if org.citizens_may_write else " (replies in their threads stay possible)")
+        ],
+    )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -386,6 +405,14 @@ def register(
     )
     p.add_argument("--self-registration", action="store_true", help="citizens may self-register")
     leaf(org, "list", org_list, "list organisations")
+    p = leaf(org, "update", org_update, "change an organisation's settings")
+    p.add_argument("org", help="organisation id")
+    p.add_argument(
+        "--citizens-may-write",
+        choices=("yes", "no"),
+        required=True,
+        help="may citizens write to the organisation's teams (replies always can)",
+    )
     p = leaf(org, "invite-admin", org_invite_admin, "invite an admin of an organisation")
     p.add_argument("org", help="organisation id")
     p.add_argument("--days", type=int, default=DEFAULT_INVITATION_DAYS, help="validity (days)")

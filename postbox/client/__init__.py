@@ -11,7 +11,8 @@ Parts (one concept per module): :mod:`~postbox.client.session` (pins, tokens, ca
 :mod:`~postbox.client.state` (the local state file), :mod:`~postbox.client.keys` (verified
 keys from the transparency log), :mod:`~postbox.client.account` (activation, login, the
 key bundle, sessions), :mod:`~postbox.client.invitations`, :mod:`~postbox.client.orgs`
-(an org admin's work), :mod:`~postbox.client.teams`, :mod:`~postbox.client.rootfile` (the
+(an org admin's work), :mod:`~postbox.client.teams`, :mod:`~postbox.client.cards` (the names of team
+mailboxes), :mod:`~postbox.client.rootfile` (the
 encrypted org root key file) and :mod:`~postbox.client.errors`. Later features (messages,
 attachments, receipts) extend the same client.
 """
@@ -25,6 +26,7 @@ import aiohttp
 
 from postbox.client.account import Account
 from postbox.client.attachments import Attachments
+from postbox.client.cards import Cards
 from postbox.client.cases import Cases
 from postbox.client.errors import ClientError
 from postbox.client.events import Events
@@ -63,6 +65,7 @@ class Client:
         self.teams = Teams(self.session, self.keys, self.account)
         self.procedures = Procedures(self.session, self.keys)
         self.cases = Cases(self.session)
+        self.cards = Cards(self.session)
         self.events = Events(self.session)
         self.attachments = Attachments(self.session)
         self.receipts = Receipts(self.session, self.keys)

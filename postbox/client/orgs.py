@@ -65,6 +65,16 @@ class OrgAdmin:
             raise ProtocolViolation("GET /orgs/{org}: unexpected answer")
         return body
 
+    async def set_citizens_may_write(self, value: bool, org: str | None = None) -> dict[str, Any]:
+        """Let citizens write to the organisation's teams, or not (replies in their threads
+        stay possible); the organisation as the server now has it."""
+        body = await self.session.call(
+            "PATCH", f"/api/v1/orgs/{segment(self._org(org))}", {"citizens_may_write": value}
+        )
+        if not isinstance(body, dict) or body.get("citizens_may_write") is not value:
+            raise ProtocolViolation("PATCH /orgs/{org}: unexpected answer")
+        return body
+
     async def register_root(self, root: OrgRootKey) -> SignedOrgRoot:
         """Register the self-signed org root (once) and pin it locally."""
         signed = certs.make_org_root(

@@ -85,7 +85,9 @@ from postbox.desk.commands.org import (
     cmd_org_init,
     cmd_org_pending,
     cmd_org_revoke,
+    cmd_org_settings,
 )
+from postbox.desk.commands.recipients import cmd_recipients
 from postbox.desk.commands.team import (
     cmd_team_add,
     cmd_team_approve,
@@ -192,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("account")
     p.add_argument("--reason", default="left", choices=["left", "compromised", "superseded"])
     add("pending", cmd_org_pending, "identities waiting for certification", org)
+    p = add("settings", cmd_org_settings, "show (or, admins: change) the org's settings", org)
+    p.add_argument(
+        "--citizens-may-write",
+        choices=["yes", "no"],
+        help="may citizens write to the org's teams (replies in their threads always can)",
+    )
 
     team = sub.add_parser("team", help="team mailboxes").add_subparsers(
         dest="team_command", required=True
@@ -246,6 +254,8 @@ def _mail_commands(sub: Any, add: Any) -> None:
     which.add_argument("--team", help="the team mailbox it is in (id or name)")
 
     add("teams", cmd_teams, "the mailboxes you read: your own and your teams'")
+    p = add("recipients", cmd_recipients, "the team mailboxes you may write to in an org")
+    p.add_argument("org", nargs="?", help="the organisation (default: your own)")
     p = add("inbox", cmd_inbox, "list a mailbox (your own, or --team T)")
     p.add_argument("--team", help="a team mailbox (id or name)")
     p.add_argument("--unread", action="store_true", help="only unread messages")

@@ -24,6 +24,7 @@ from postbox.mailbox.appkeys import BACKGROUND, CLOCK, DB, SECRETS, SETTINGS, TO
 from postbox.mailbox.auth import routes as auth_routes
 from postbox.mailbox.background import Background
 from postbox.mailbox.blobs import routes as blobs_routes
+from postbox.mailbox.cards import routes as cards_routes
 from postbox.mailbox.cases import routes as cases_routes
 from postbox.mailbox.clock import Clock, system_clock
 from postbox.mailbox.db.engine import Database
@@ -62,6 +63,7 @@ def _features() -> tuple[Feature, ...]:
         Feature("delivery", delivery_routes.start, delivery_routes.setup_routes),
         Feature("messages", messages_routes.start, messages_routes.setup_routes),
         Feature("inbox", inbox_routes.start, inbox_routes.setup_routes),
+        Feature("cards", cards_routes.start, cards_routes.setup_routes),
         Feature("openapi", None, openapi_routes.setup_routes),
     )
 

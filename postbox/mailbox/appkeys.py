@@ -17,6 +17,7 @@ from postbox.mailbox.auth.service import AuthService
 from postbox.mailbox.background import Background
 from postbox.mailbox.blobs.gc import BlobGc
 from postbox.mailbox.blobs.service import BlobService
+from postbox.mailbox.cards.service import CardService
 from postbox.mailbox.cases.service import CaseService
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
@@ -74,3 +75,6 @@ MESSAGES = web.AppKey("messages", MessageService)
 INBOX = web.AppKey("inbox", InboxService)
 INBOX_COLLECTOR = web.AppKey("inbox_collector", Collector)
 # [end inbox]
+# [cards]
+CARDS = web.AppKey("cards", CardService)
+# [end cards]

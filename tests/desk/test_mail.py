@@ -122,20 +122,20 @@ async def test_send_list_read_reply(mail_world: MailWorld, tmp_path: Path) -> No
     assert answer["subject"] == "Re: Frage zur Terminvergabe"
     assert answer["in_reply_to"] == sent["id"]
     assert answer["sender"]["team"] == w.team
-    # the caseworker and the organisation (its pinned root's name) are verified; a citizen
-    # is not told the team's name by the server, so the team shows by its id
+    # the caseworker and the organisation (its pinned root's name) are verified; the team's
+    # name is the server's card (metadata), shown with the team id
     assert answer["sender"]["text"] == (
-        f"Team {w.team} of 'Stadt Nürnberg – Ausländerbehörde', signed by caseworker "
-        f"{cw.account} (identity {cw.identity_fingerprint}) (verified)"
+        f"Team Aufenthaltstitel (team {w.team}) of 'Stadt Nürnberg – Ausländerbehörde', "
+        f"signed by caseworker {cw.account} (identity {cw.identity_fingerprint}) (verified)"
     )
     text_read = (await w.desk_text(cz, "read", got[0]["handle"], passphrase=True)).out
-    assert f"From:     Team {w.team} of 'Stadt Nürnberg" in text_read
+    assert f"From:     Team Aufenthaltstitel (team {w.team}) of 'Stadt Nürnberg" in text_read
     assert "Ab Montag, 9 Uhr." in text_read
     # a colleague sees the team's sent copy under the team's name
     colleague = (await w.desk(w.caseworker2, "read", reply["ref"], passphrase=True)).data
     assert colleague["sender"]["text"].startswith(
-        "Team Aufenthaltstitel of 'Stadt Nürnberg – Ausländerbehörde', signed by caseworker "
-        f"{cw.account}"
+        f"Team Aufenthaltstitel (team {w.team}) of 'Stadt Nürnberg – Ausländerbehörde', "
+        f"signed by caseworker {cw.account}"
     )
     assert colleague["read_receipt"] is None  # nobody sends read receipts to themselves
 

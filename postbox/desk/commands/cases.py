@@ -98,9 +98,11 @@ async def cmd_case_list(ctx: Ctx) -> int:
         page = await client.cases.page(
             mailbox=mailbox, status=a.status, limit=a.limit, before=a.before
         )
-    rows = [case_json(c) for c in page.cases]
+        labels = await desk.labels(c.team for c in page.cases)
+    rows = [{**case_json(c), "team_label": labels.get(c.team)} for c in page.cases]
     lines = [
-        f"{c.reference:<20} {c.status:<15} {when(c.updated):<16} {c.id}  team {c.team}"
+        f"{c.reference:<20} {c.status:<15} {when(c.updated):<16} {c.id}  "
+        + (f"{labels[c.team]} (team {c.team})" if c.team in labels else f"team {c.team}")
         for c in page.cases
     ] or ["No cases."]
     if page.next:
@@ -120,7 +122,9 @@ def _history_lines(case: Case) -> list[str]:
 async def cmd_case_show(ctx: Ctx) -> int:
     async with ctx.client(ctx.login()) as client:
         await client.connect()
-        case = await find_case(Desk(ctx, client), ctx.args.case)
+        desk = Desk(ctx, client)
+        case = await find_case(desk, ctx.args.case)
+        team = (await desk.labels([case.team])).get(case.team)
         Handles(ctx, client).remember(
             [Ref(f, i, case.team if client.session.state.kind != "citizen" else None)
              for f, i, *_ in case.messages]
@@ -128,7 +132,7 @@ async def cmd_case_show(ctx: Ctx) -> int:
     lines = [
         f"Case {case.reference} ({case.id})",
         f"Status:    {case.status}",
-        f"Team:      {case.team}",
+        f"Team:      {team} (team {case.team})" if team else f"Team:      {case.team}",
         f"Citizen:   {case.citizen}",
         f"Procedure: {case.procedure} version {case.procedure_version}",
         f"Opened:    {when(case.created)} by {case.opened[0]}/{case.opened[1]}",
@@ -139,7 +143,7 @@ async def cmd_case_show(ctx: Ctx) -> int:
     ]
     if case.moves:
         lines.append(f"You may set: {', '.join(case.moves)}")
-    ctx.emit(case_detail_json(case), lines)
+    ctx.emit({**case_detail_json(case), "team_label": team}, lines)
     return EXIT_OK
 
 

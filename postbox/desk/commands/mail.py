@@ -21,17 +21,20 @@ import asyncio
 import json
 import mimetypes
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from postbox.client import Client
+from postbox.client.cards import DASH, Card
 from postbox.client.errors import (
     ClientError,
     ForbiddenError,
     NotFoundError,
+    ProtocolViolation,
+    ServerProblem,
     UsageError,
     VerificationFailed,
 )
@@ -64,6 +67,11 @@ def when(ms: object) -> str:
 
 def short(ident: str | None, n: int = HANDLE_CHARS) -> str:
     return "-" if ident is None else ident[:n]
+
+
+def clip(text: str, n: int) -> str:
+    """At most ``n`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def read_text_file(path: str, what: str, limit: int = MAX_BODY_FILE) -> str:
@@ -235,12 +243,40 @@ class Desk:
             raise UsageError(f"several of your teams are called {team!r}: give the team id")
         raise UsageError(f"you are not a member of a team {team!r} (see `postbox-desk teams`)")
 
+    async def cards(self, mailboxes: Iterable[str]) -> dict[str, Card]:
+        """The cards of those of ``mailboxes`` that are team mailboxes this account may see
+        (one request for all; names are a convenience: a failure only warns)."""
+        wanted = [m for m in mailboxes if m != self.account]
+        try:
+            return await self.client.cards.lookup(wanted)
+        except (ServerProblem, ProtocolViolation) as exc:
+            self.ctx.warn(f"team names are not available: {exc}")
+            return {}
+
+    async def labels(self, mailboxes: Iterable[str]) -> dict[str, str]:
+        """The card label (``<organisation> - Team <team>``, an en dash) of each team mailbox among
+        ``mailboxes`` that has a card; other mailboxes are absent."""
+        return {m: card_label(c) for m, c in (await self.cards(mailboxes)).items()}
+
     async def names_of(self, mailbox: str) -> dict[str, str] | None:
         for m in await self.mailboxes():
             if m.get("mailbox") == mailbox:
                 names = m.get("names")
                 return dict(names) if isinstance(names, dict) else None
         return None
+
+
+def card_label(card: Card, width: int | None = None) -> str:
+    """A card's label for a terminal; to fit ``width`` the organisation's name is cut
+    first (the team's name tells a person's mailboxes apart)."""
+    org, team = printable(card.org_name()), f"Team {printable(card.team_name())}"
+    full = f"{org} {DASH} {team}"
+    if width is None or len(full) <= width:
+        return full
+    room = width - len(team) - 3
+    if room >= 8:
+        return f"{clip(org, room)} {DASH} {team}"
+    return clip(team, width)
 
 
 def team_label(names: dict[str, str] | None, team: str, language: str = "de") -> str:
@@ -343,17 +379,26 @@ async def describe_sender(desk: Desk, letter: Letter) -> dict[str, Any]:
     """Who sent it, as verified: the team and the caseworker writing for it, or the person.
 
     The caseworker, the identity and the organisation's name (from its pinned org root) are
-    verified; a team's name is what the server's mailbox list says (staff only).
+    verified; a team's name is what the server's card says (server metadata, shown with the
+    team id), and without a verified org name the card's organisation name is shown.
     """
     sender = letter.opened.sender
     st = desk.client.session.state
     checked = st.verified.get(sender.account) == sender.identity["kid"]
     who = f"{sender.kind} {sender.account} (identity {sender.fingerprint})"
-    names = None
+    names = org_names = None
     if sender.team is not None:
-        names = await desk.names_of(sender.team)
-        org = f" of {printable(sender.org_name)!r}" if sender.org_name else ""
-        text = f"{team_label(names, sender.team)}{org}, signed by {who} (verified)"
+        card = (await desk.cards([sender.team])).get(sender.team)
+        names = card.names if card is not None else await desk.names_of(sender.team)
+        org_names = None if card is None else card.org_names
+        team = team_label(names, sender.team)
+        if names:
+            team += f" (team {sender.team})"
+        if sender.org_name:
+            team += f" of {printable(sender.org_name)!r}"
+        elif card is not None:
+            team = f"{printable(card.org_name())} {DASH} {team}"
+        text = f"{team}, signed by {who} (verified)"
     else:
         text = f"{who} (verified)"
     if checked:
@@ -364,6 +409,7 @@ async def describe_sender(desk: Desk, letter: Letter) -> dict[str, Any]:
         "team": sender.team,
         "team_names": names,
         "org": sender.org,
+        "org_names": org_names,
         "org_name": sender.org_name,
         "signer": sender.account,
         "signer_kind": sender.kind,
@@ -453,26 +499,27 @@ async def cmd_inbox(ctx: Ctx) -> int:
                     refused[ref.id] = exc.reason
                     ctx.warn(exc.detail)
         refs_by_case = await references(desk, {s["case"] for s in summaries if s["case"]})
-        names = {m["mailbox"]: m.get("names") for m in await desk.mailboxes()}
+        cards = await desk.cards(s["from"] for s in summaries)
     rows = []
     lines = [
-        f"{'':1} {'HANDLE':<8}  {'RECEIVED':<16}  {'KIND':<12} {'FROM':<24} {'CASE':<20} ATT",
+        f"{'':1} {'HANDLE':<8}  {'RECEIVED':<16}  {'KIND':<12} {'FROM':<40} {'CASE':<20} ATT",
     ]
     for s, ref in zip(summaries, refs, strict=True):
         reference = refs_by_case.get(s["case"]) if s["case"] else None
         row = {**s, "handle": ref.handle, "ref": ref.path, "mailbox": mailbox}
         row["reference"] = reference
+        card = cards.get(s["from"])
+        row["from_label"] = None if card is None else card_label(card)
         if a.open:
             row["subject"] = subjects.get(ref.id)
             row["refused"] = refused.get(ref.id)
         rows.append(row)
-        names_from = names.get(s["from"])
-        sender = team_label(names_from, s["from"]) if names_from else short(s["from"], 22)
+        sender = short(s["from"], 22) if card is None else card_label(card, 40)
         mark = " " if s["read"] else "*"
         case = reference or short(s["case"], 20)
         line = (
             f"{mark} {ref.handle:<8}  {when(s['accepted']):<16}  {s['kind']:<12} "
-            f"{printable(sender)[:24]:<24} {case:<20} {s['blobs']}"
+            f"{sender:<40} {case:<20} {s['blobs']}"
         )
         if a.open:
             shown = subjects.get(ref.id)

@@ -1,4 +1,5 @@
-"""Organisation commands (org admins): ``org init``, ``certify``, ``revoke``, ``pending``.
+"""Organisation commands (org admins): ``org init``, ``certify``, ``revoke``, ``pending``,
+``settings``.
 
 The org root key lives in an encrypted file (``--root-file``, by default in the state
 folder's ``org-roots``), opened with its own passphrase (``--root-passphrase-fd``).
@@ -18,6 +19,7 @@ from postbox.client.state import write_private_file
 from postbox.crypto import certs
 from postbox.crypto.primitives import sign_keypair
 from postbox.desk.context import EXIT_OK, Ctx, open_keyring
+from postbox.desk.progress import printable
 
 ROOTS_FOLDER: Final = "org-roots"
 
@@ -145,5 +147,43 @@ async def cmd_org_pending(ctx: Ctx) -> int:
             for i in items
         ]
         or ["Nothing waits for certification."],
+    )
+    return EXIT_OK
+
+
+async def cmd_org_settings(ctx: Ctx) -> int:
+    """Show the organisation's settings; ``--citizens-may-write yes|no`` changes that one."""
+    async with ctx.client(ctx.login()) as client:
+        await client.connect()
+        st = client.session.state
+        if st.org is None:
+            raise UsageError("this account belongs to no organisation")
+        wanted = ctx.args.citizens_may_write
+        if wanted is not None:
+            if st.kind != "admin":
+                raise UsageError("only org admins change the organisation's settings")
+            org = await client.orgs.set_citizens_may_write(wanted == "yes", st.org)
+        else:
+            org = await client.orgs.get(st.org)
+    names = org.get("names") or {}
+    name = str(names.get("de") or next(iter(names.values()), st.org))
+    may_write = bool(org.get("citizens_may_write"))
+    ctx.emit(
+        {
+            "org": org.get("org"),
+            "names": names,
+            "notification_name": org.get("notification_name"),
+            "self_registration": org.get("self_registration"),
+            "citizens_may_write": may_write,
+            "fingerprint": org.get("fingerprint"),
+        },
+        [
+            f"Organisation {printable(name)} ({org.get('org')})",
+            f"Notification name:  {printable(str(org.get('notification_name') or '-'))}",
+            f"Self-registration:  {'yes' if org.get('self_registration') else 'no'}",
+            "Citizens may write: "
+            + ("yes" if may_write else "no (replies in their threads stay possible)"),
+            f"Root fingerprint:   {org.get('fingerprint') or '- (run org init)'}",
+        ],
     )
     return EXIT_OK

@@ -829,6 +829,11 @@ def _schemas() -> dict[str, Json]:
             "names": ref("Names"),
             "notification_name": {"type": "string"},
             "self_registration": {"type": "boolean"},
+            "citizens_may_write": {
+                "type": "boolean",
+                "description": "Citizens may write to the organisation's teams (replies in "
+                "their threads always); set with PATCH /api/v1/orgs/{org}",
+            },
             "org_root": nullable(ref("SignedOrgRoot")),
             "fingerprint": nullable(ref("Fingerprint")),
             "created": ref("Time"),

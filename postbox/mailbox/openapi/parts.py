@@ -20,6 +20,7 @@ PARTS: Final[tuple[str, ...]] = (
     "postbox.mailbox.delivery.openapi",
     "postbox.mailbox.messages.openapi",
     "postbox.mailbox.inbox.openapi",
+    "postbox.mailbox.cards.openapi",
 )
 
 

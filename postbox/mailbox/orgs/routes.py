@@ -26,7 +26,7 @@ from postbox.mailbox.appkeys import (
 from postbox.mailbox.http import read_canonical, read_json
 from postbox.mailbox.invitations import routes as invitation_routes
 from postbox.mailbox.invitations.service import InvitationService
-from postbox.mailbox.orgs.service import Certify, OrgService, RegisterRoot
+from postbox.mailbox.orgs.service import Certify, OrgChange, OrgService, RegisterRoot
 from postbox.mailbox.teams import routes as team_routes
 from postbox.mailbox.teams.service import NewTeam, TeamService
 
@@ -44,6 +44,14 @@ async def start(app: web.Application) -> None:
 
 async def get_org(request: web.Request) -> web.Response:
     org = await request.app[ORGS].get(principal(request), request.match_info["org"])
+    return web.json_response(org.to_json())
+
+
+async def patch_org(request: web.Request) -> web.Response:
+    body = await read_json(request, request.app[SETTINGS].max_json_bytes)
+    org = await request.app[ORGS].change(
+        principal(request), request.match_info["org"], OrgChange.from_json(body)
+    )
     return web.json_response(org.to_json())
 
 
@@ -83,6 +91,7 @@ async def list_teams(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/orgs/{org}", get_org)
+    app.router.add_patch("/api/v1/orgs/{org}", patch_org)
     app.router.add_post("/api/v1/orgs/{org}/root", register_root)
     app.router.add_get("/api/v1/orgs/{org}/pending", pending)
     app.router.add_post("/api/v1/orgs/{org}/certify", certify)

@@ -37,7 +37,7 @@ from postbox.mailbox.audit.service import Audit
 from postbox.mailbox.clock import Clock
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.errors import BadRequest, Conflict, Forbidden, NotFound
-from postbox.mailbox.http import malformed, one_object
+from postbox.mailbox.http import check_shape, malformed, one_object
 from postbox.mailbox.orgs import store
 
 #: kinds that can be team members (admins manage teams but hold no team key)
@@ -185,6 +185,7 @@ class Org:
     names: dict[str, str]
     notification_name: str
     self_registration: bool
+    citizens_may_write: bool
     org_root: dict[str, Any] | None
     fingerprint: str | None
     created: int
@@ -196,6 +197,7 @@ class Org:
             row.names,
             row.notification_name,
             row.self_registration,
+            row.citizens_may_write,
             row.root,
             row.root_fingerprint,
             row.created,
@@ -207,6 +209,7 @@ class Org:
             "names": self.names,
             "notification_name": self.notification_name,
             "self_registration": self.self_registration,
+            "citizens_may_write": self.citizens_may_write,
             "org_root": self.org_root,
             "fingerprint": self.fingerprint,
             "created": self.created,
@@ -228,6 +231,18 @@ class NewOrg:
             check_text(notification_name, "notification_name"),
             bool(self_registration),
         )
+
+
+@dataclass(frozen=True)
+class OrgChange:
+    """``PATCH /orgs/{org}``: the settings to change (today the one flag)."""
+
+    citizens_may_write: bool
+
+    @classmethod
+    def from_json(cls, body: Any) -> OrgChange:
+        check_shape(shapes.obj({"citizens_may_write": shapes.enum_bool()}), body, "body")
+        return cls(body["citizens_may_write"])
 
 
 @dataclass(frozen=True)
@@ -313,6 +328,38 @@ class OrgService(OrgFeatureService):
         require_member(who, org_id)
         async with self._db.read() as conn:
             return Org.of(await existing_org(conn, org_id))
+
+    async def change(self, who: Principal, org_id: str, cmd: OrgChange) -> Org:
+        """Change the organisation's settings (its admins)."""
+        require_admin(who, org_id)
+        return await self._change(org_id, cmd, actor=who.account_id)
+
+    async def change_by_operator(self, org_id: str, cmd: OrgChange) -> Org:
+        """The same change by the operator CLI (no access checks; audited without actor)."""
+        return await self._change(org_id, cmd, actor=None)
+
+    async def _change(self, org_id: str, cmd: OrgChange, *, actor: str | None) -> Org:
+        now = self._clock()
+        async with self._db.write() as conn:
+            before = await store.lock_org(conn, org_id)
+            if before is None:
+                raise org_not_found()
+            await store.set_citizens_may_write(conn, org_id, cmd.citizens_may_write)
+            # audited even when nothing changed: it records who decided, and when
+            await self._audit.record(
+                conn,
+                action="org.update",
+                actor=actor,
+                subject=org_id,
+                details={
+                    "citizens_may_write": cmd.citizens_may_write,
+                    "before": {"citizens_may_write": before.citizens_may_write},
+                },
+                now=now,
+            )
+            row = await store.get_org(conn, org_id)
+        assert row is not None
+        return Org.of(row)
 
     async def register_root(self, who: Principal, org_id: str, cmd: RegisterRoot) -> Org:
         """Register the org's self-signed root, once, and log it as the org chain's start."""

@@ -21,6 +21,8 @@ class OrgRow:
     names: dict[str, str]
     notification_name: str
     self_registration: bool
+    #: citizens may write to the org's team mailboxes (replies in threads always)
+    citizens_may_write: bool
     root: dict[str, Any] | None  # the signed org root as registered
     root_fingerprint: str | None
     created: int
@@ -40,6 +42,7 @@ def _org(row: Any) -> OrgRow:
         names=_parse(row.names),
         notification_name=row.notification_name,
         self_registration=bool(row.self_registration),
+        citizens_may_write=bool(row.citizens_may_write),
         root=None if row.root is None else _parse(row.root),
         root_fingerprint=row.root_fingerprint,
         created=row.created,
@@ -91,6 +94,23 @@ async def set_root(
         .values(root=_text(root), root_fingerprint=fingerprint)
     )
     return result.rowcount == 1
+
+
+async def lock_org(conn: AsyncConnection, org_id: str) -> OrgRow | None:
+    """The organisation's row, locked until the transaction ends (PostgreSQL; SQLite writers
+    are serial): a settings change reads the value it replaces under the lock."""
+    row = (
+        await conn.execute(
+            select(organisations).where(organisations.c.id == org_id).with_for_update()
+        )
+    ).first()
+    return None if row is None else _org(row)
+
+
+async def set_citizens_may_write(conn: AsyncConnection, org_id: str, value: bool) -> None:
+    await conn.execute(
+        update(organisations).where(organisations.c.id == org_id).values(citizens_may_write=value)
+    )
 
 
 # --- ids -----------------------------------------------------------------------------------------

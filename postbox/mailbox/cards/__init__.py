@@ -1,0 +1,2 @@
+"""Team mailbox cards: a team's and its organisation's names for whoever may write to it
+(see service.py)."""

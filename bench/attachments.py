@@ -30,7 +30,15 @@ Figures (MB = 10^6 bytes of the file):
 - ``size_mib``, ``smoke``, ``rounds``: each figure is the median of ``--rounds`` (3)
   alternating runs of the baseline and of Postbox, the ratio that of the medians (the runs'
   combined rates are listed in ``attachment_mb_s_runs`` and ``baseline_mb_s_runs``);
-  ``server_rss_growth_mib`` is the largest growth of any run.
+  ``server_rss_growth_mib`` is the largest growth of any run;
+- ``crypto_floor_cpu_s_per_gib``, ``crypto_ceiling_mb_s``, ``crypto_ceiling_ratio`` (and
+  ``blake2b_mb_s``, ``blake2b_keyed_mb_s``, ``push_mb_s``, ``pull_mb_s``): the crypto a round
+  trip must do (five BLAKE2b passes, secretstream both ways), timed on one core in the
+  same run, the best combined rate it allows on two cores with zero other cost, and that
+  rate over the baseline's: ``attachment_ratio`` cannot exceed ``crypto_ceiling_ratio``;
+- ``baseline_cpu_s_per_gib``: CPU seconds of the baseline (client and server) per GiB
+  moved up and down; ``ideal_mb_s`` / ``ideal_ratio``: the rate (and ratio) of a path that
+  did the baseline's work plus the crypto floor and nothing else, with both cores busy.
 
 Human lines go to stderr; the last stdout line is one JSON object. Client and server
 share the machine's cores, as do the baseline's.
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import resource
@@ -55,11 +64,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import nacl.bindings as sodium
 from aiohttp import web
+from nacl.bindings.crypto_secretstream import crypto_secretstream_xchacha20poly1305_state
 
 from postbox.client.attachments import download, upload
 from postbox.client.session import Session
 from postbox.client.state import StateStore
+from postbox.crypto.attachment import CHUNK_BYTES
 from postbox.crypto.bundle import (
     DEFAULT_MEM,
     DEFAULT_OPS,
@@ -347,7 +359,7 @@ async def bench_baseline(tmp: Path, src: Path, size: int) -> Result:
     port = free_port()
     url = f"http://127.0.0.1:{port}/f"
     args = [sys.executable, __file__, "--baseline-child", str(folder), str(port)]
-    async with child(args, b"ready", {}) as _pid:
+    async with child(args, b"ready", {}) as pid:
         timeout = aiohttp.ClientTimeout(total=None)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             for _ in range(600):  # the child prints "ready" just before it listens
@@ -363,6 +375,7 @@ async def bench_baseline(tmp: Path, src: Path, size: int) -> Result:
                     while chunk := f.read(CHUNK):
                         yield chunk
 
+            cpu0 = cpu_seconds() + cpu_seconds(pid)
             t0 = time.perf_counter()
             async with http.put(url, data=body()) as resp:
                 assert resp.status == 201, await resp.text()
@@ -375,6 +388,7 @@ async def bench_baseline(tmp: Path, src: Path, size: int) -> Result:
                     f.flush()
                     os.fsync(f.fileno())
             t2 = time.perf_counter()
+            cpu1 = cpu_seconds() + cpu_seconds(pid)
     if copy.stat().st_size != size:
         raise RuntimeError("the baseline copy has another size")
     copy.unlink()
@@ -383,6 +397,51 @@ async def bench_baseline(tmp: Path, src: Path, size: int) -> Result:
         "baseline_upload_mb_s": round(size / up / 1e6, 1),
         "baseline_download_mb_s": round(size / down / 1e6, 1),
         "baseline_mb_s": round(2 * size / (up + down) / 1e6, 1),
+        "baseline_cpu_s_per_gib": round((cpu1 - cpu0) / (size / (1024 * MIB)), 2),
+    }
+
+
+def crypto_floor(blob_bytes: int, sample_mib: int = 64) -> Result:
+    """The crypto every round trip of a blob must do, timed on this machine, one core each.
+
+    Per round trip the protocol and the API ask for five BLAKE2b passes over the blob (the
+    client's keyed blob hash and plain part checksums on the way up, the server's checks of
+    both, the client's blob hash on the way down) and two secretstream passes (encrypt,
+    decrypt). With both cores busy and nothing else to do, a round trip cannot be faster
+    than half of that CPU time: ``crypto_ceiling_mb_s`` is the best combined rate any
+    implementation could reach here, and ``crypto_ceiling_ratio`` (computed in :func:`run`)
+    that rate over the baseline's."""
+    data = random_bytes(sample_mib * MIB)
+    view = memoryview(data)
+    n = len(data)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    hashlib.blake2b(view, digest_size=32).digest()
+    times["blake2b"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hashlib.blake2b(view, digest_size=32, key=b"postbox/v1/blob").digest()
+    times["blake2b_keyed"] = time.perf_counter() - t0
+    state = crypto_secretstream_xchacha20poly1305_state()
+    key = sodium.crypto_secretstream_xchacha20poly1305_keygen()
+    header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
+    plain = [data[i : i + CHUNK_BYTES] for i in range(0, n, CHUNK_BYTES)]
+    t0 = time.perf_counter()
+    chunks = [sodium.crypto_secretstream_xchacha20poly1305_push(state, p) for p in plain]
+    times["push"] = time.perf_counter() - t0
+    state = crypto_secretstream_xchacha20poly1305_state()
+    sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key)
+    t0 = time.perf_counter()
+    for chunk in chunks:
+        sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk)
+    times["pull"] = time.perf_counter() - t0
+    per_byte = {name: t / n for name, t in times.items()}
+    # the keyed blob hash three times, plain part checksums twice, encrypt and decrypt once
+    hashing = 3 * per_byte["blake2b_keyed"] + 2 * per_byte["blake2b"]
+    cpu = blob_bytes * (hashing + per_byte["push"] + per_byte["pull"])
+    return {
+        **{f"{name}_mb_s": round(1 / t / 1e6, 1) for name, t in per_byte.items()},
+        "crypto_floor_cpu_s_per_gib": round(cpu * (1024 * MIB) / blob_bytes, 2),
+        "crypto_ceiling_mb_s": round(2 * blob_bytes / (cpu / 2) / 1e6, 1),
     }
 
 
@@ -417,12 +476,37 @@ async def run(size_mib: int, smoke: bool, rounds: int) -> Result:
             bases.append(base)
             posts.append(post)
             await asyncio.to_thread(shutil.rmtree, round_dir)
+    floor = await asyncio.to_thread(crypto_floor, size, 16 if smoke else 64)
+    log(
+        f"crypto on one core: BLAKE2b {floor['blake2b_mb_s']} MB/s (keyed "
+        f"{floor['blake2b_keyed_mb_s']}), secretstream push {floor['push_mb_s']} / pull "
+        f"{floor['pull_mb_s']} MB/s: at least {floor['crypto_floor_cpu_s_per_gib']} CPU s per "
+        f"GiB round trip, so at most {floor['crypto_ceiling_mb_s']} MB/s on two cores"
+    )
     base, post = _medians(bases), _medians(posts)
     post["server_rss_growth_mib"] = max(float(str(p["server_rss_growth_mib"])) for p in posts)
     ratio = round(float(str(post["attachment_mb_s"])) / float(str(base["baseline_mb_s"])), 3)
     log(f"attachment_ratio {ratio} (target >= 0.5), medians of {rounds} round(s)")
     result: Result = {"bench": "attachments", **base, **post}
     result.update({"attachment_ratio": ratio, "size_mib": size_mib, "smoke": smoke})
+    result.update(floor)
+    result["crypto_ceiling_ratio"] = round(
+        float(str(floor["crypto_ceiling_mb_s"])) / float(str(base["baseline_mb_s"])), 3
+    )
+    # the encrypted path does the baseline's work (files, HTTP) and the crypto on top
+    both = float(str(floor["crypto_floor_cpu_s_per_gib"])) + float(
+        str(base["baseline_cpu_s_per_gib"])
+    )
+    gib_bytes = 1024 * MIB
+    result["ideal_mb_s"] = round(2 * gib_bytes / (both / 2) / 1e6, 1)
+    result["ideal_ratio"] = round(
+        float(str(result["ideal_mb_s"])) / float(str(base["baseline_mb_s"])), 3
+    )
+    log(
+        f"baseline CPU {base['baseline_cpu_s_per_gib']} s/GiB + crypto floor "
+        f"{floor['crypto_floor_cpu_s_per_gib']} s/GiB on two cores: at most "
+        f"{result['ideal_mb_s']} MB/s, a ratio of {result['ideal_ratio']}"
+    )
     result["rounds"] = rounds
     result["attachment_mb_s_runs"] = [p["attachment_mb_s"] for p in posts]
     result["baseline_mb_s_runs"] = [b["baseline_mb_s"] for b in bases]

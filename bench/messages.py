@@ -17,7 +17,13 @@ load generator measures the server. Each round (medians over ``--rounds``):
 - ``send``: the clients post their sealed envelopes (citizen → team, 201 each);
 - ``bare``: the same clients post bodies of the same size to the bare insert handler;
 - ``list``: each client lists its own sent folder (first page, 50 summaries);
-- ``fetch``: each client fetches one of its messages (wire, key, receipt, sender's chain).
+- ``fetch``: each client fetches one of its messages (wire, key, receipt, sender's chain);
+- ``verify``: the same clients post sealed envelopes to a **verify-only** handler in the
+  child (canonical parse, structure, the signer's cached certificate, the signature: what a
+  send does before it stores anything; no token, no database). ``verify_only_s`` and
+  ``verify_only_ratio`` (= verify_only_s / bare_s) are the ceiling of any send path in one
+  server process on this machine: where ``verify_only_ratio`` is below 1.5, no send can
+  reach ``send_ratio`` 1.5.
 
 ``server_cpu_ms_per_send`` / ``server_cpu_ms_per_bare``: CPU time of the server child (all
 its threads) per send and per bare insert, from /proc; ``writer_cpu_ms_per_send``: the part
@@ -85,8 +91,8 @@ from support.onboard import (
 )
 
 from postbox.crypto.certs import Cert
-from postbox.crypto.encoding import b64e
-from postbox.crypto.envelope import seal_message
+from postbox.crypto.encoding import b64e, parse_canonical
+from postbox.crypto.envelope import seal_message, verify_signature
 from postbox.crypto.primitives import random_bytes
 from postbox.mailbox.app import create_app
 from postbox.mailbox.appkeys import DB, MESSAGES
@@ -94,6 +100,7 @@ from postbox.mailbox.db import schema
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.messages import routes as message_routes
 from postbox.mailbox.messages import service as message_service
+from postbox.mailbox.messages.commands import SendMessage
 from postbox.mailbox.settings import Settings
 
 PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -159,6 +166,19 @@ async def bare_insert(request: web.Request) -> web.Response:
 BARE_DB = web.AppKey("bare_db", Database)
 
 
+async def verify_only(request: web.Request) -> web.Response:
+    """The ceiling of any send in one process: what the send route does before it stores
+    anything (canonical parse, the envelope's structure, the signer's cached certificate,
+    the signature), no token, no database, no receipt."""
+    body = await request.read()
+    cmd = SendMessage.of(parse_canonical(body), body)
+    service = request.app[SERVER][MESSAGES]
+    cert = await service._signing_cert(cmd.wire["header"]["sender_kid"])
+    assert cert is not None
+    digest = verify_signature(cmd.wire, cert)
+    return web.json_response({"digest": b64e(digest)}, status=201)
+
+
 async def batch_sizes(request: web.Request) -> web.Response:
     commit = request.app[SERVER][MESSAGES].commit
     return web.json_response({"sizes": commit.batch_sizes, "writer": commit.native_id})
@@ -181,6 +201,7 @@ async def serve_child(data_dir: Path, db: str, port: int, bare_port: int, profil
     bare_app[BARE_DB] = bare_db
     bare_app[SERVER] = app
     bare_app.router.add_post("/bare", bare_insert)
+    bare_app.router.add_post("/verify", verify_only)
     bare_app.router.add_get("/batches", batch_sizes)
     runners = []
     for a, p in ((app, port), (bare_app, bare_port)):
@@ -394,6 +415,28 @@ async def measure_bare(http: aiohttp.ClientSession, url: str, size: int, cfg: Co
     return await run_for(cfg.seconds, [once] * cfg.clients)
 
 
+async def measure_verify(
+    http: aiohttp.ClientSession, url: str, s: Seeded, bodies: list[list[bytes]], cfg: Config
+) -> Phase:
+    """The clients post sealed envelopes to the verify-only handler (nothing is stored, so
+    the same envelopes serve every request)."""
+
+    def worker(i: int) -> Callable[[], Awaitable[bool]]:
+        mine = bodies[i]
+
+        async def once() -> bool:
+            body = mine[len(mine) - 1]
+            mine.insert(0, mine.pop())
+            async with http.post(url, data=body, headers=JSON_HEADERS) as r:
+                answer = await r.read()
+                assert r.status == 201, answer
+            return True
+
+        return once
+
+    return await run_for(cfg.seconds, [worker(i) for i in range(len(s.senders))])
+
+
 async def measure_reads(
     http: aiohttp.ClientSession,
     s: Seeded,
@@ -556,6 +599,7 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
     bare_cpu: list[float] = []
     writer_cpu: list[float] = []
     bare_machine: list[tuple[float, float]] = []
+    verifies: list[Phase] = []
     send_machine: list[tuple[float, float]] = []
     per_client = int(4000 * cfg.seconds / cfg.clients) + 50
     async with server(data_dir, db, port, bare_port, profile) as pid:
@@ -571,6 +615,14 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
             )
             for _ in range(cfg.rounds):
                 bodies = [[seal(s, p) for _ in range(per_client)] for p in s.senders]
+                verify = await measure_verify(
+                    http,
+                    f"http://127.0.0.1:{bare_port}/verify",
+                    s,
+                    [b[:20] for b in bodies],
+                    cfg,
+                )
+                verifies.append(verify)
                 cpu0, m0 = cpu_seconds(pid), machine_cpu()
                 bare = await measure_bare(http, bare_url, s.wire_bytes, cfg)
                 bares.append(bare)
@@ -650,6 +702,10 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
     }
     send_s, bare_s = med(sends, lambda p: p.rate), med(bares, lambda p: p.rate)
     result["send_ratio"] = round(send_s / bare_s, 3) if bare_s else 0.0
+    verify_s = med(verifies, lambda p: p.rate)
+    result["verify_only_s"] = verify_s
+    # no send in one server process can beat what only its parse and signature check reach
+    result["verify_only_ratio"] = round(verify_s / bare_s, 3) if bare_s else 0.0
     log(
         f"{name}: send {result['send_s']}/s (p50 {result['send_ms_p50']} ms, p99 "
         f"{result['send_ms_p99']} ms, batch ~{result['batch_mean']}, server CPU "
@@ -658,7 +714,9 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
         f"at {result['machine_busy_send']:.0%} busy, vs {result['server_cpu_ms_per_bare']} "
         f"ms/insert, machine {result['machine_cpu_ms_per_bare']} ms at "
         f"{result['machine_busy_bare']:.0%} busy), bare insert "
-        f"{result['bare_s']}/s → ratio {result['send_ratio']}; list {result['list_s']}/s "
+        f"{result['bare_s']}/s → ratio {result['send_ratio']} (verify-only handler "
+        f"{result['verify_only_s']}/s, ratio {result['verify_only_ratio']}); list "
+        f"{result['list_s']}/s "
         f"(p50 {result['list_ms_p50']} ms), fetch {result['fetch_s']}/s (p50 "
         f"{result['fetch_ms_p50']} ms); first page 100k vs 100: {big:.2f} / {small:.2f} ms"
     )

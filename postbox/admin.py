@@ -22,6 +22,13 @@ Commands (each takes ``--json`` for one machine-readable JSON object on stdout):
   over the identity the server holds with the code, and only then mark it verified.
 * ``session list [--account ID]`` · ``session revoke ID``
 * ``audit show [--limit N]`` · ``audit verify``
+* ``notifications list [--state STATE] [--limit N]``: the e-mail outbox, with counts per
+  state · ``notifications retry PK… | --all-dead``: dead notifications go out again, with
+  their Message-IDs · ``notifications address ACCOUNT ADDRESS|--clear``: set an account's
+  notification address as verified by the operator (the user's own verification by link
+  comes with the settings routes).
+
+Commands never send notifications themselves (the worker is off in the CLI's app).
 
 Exit status: 0 done, 1 refused (the problem's code and detail on stderr), 2 bad settings.
 """
@@ -36,7 +43,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -47,12 +54,22 @@ from postbox.crypto.encoding import b64e
 from postbox.crypto.errors import CryptoError
 from postbox.crypto.primitives import random_bytes
 from postbox.mailbox.app import create_app
-from postbox.mailbox.appkeys import AUDIT, CLOCK, DB, INVITATIONS, ORGS, SETTINGS, TEAMS
+from postbox.mailbox.appkeys import (
+    AUDIT,
+    CLOCK,
+    DB,
+    INVITATIONS,
+    NOTIFICATIONS,
+    ORGS,
+    SETTINGS,
+    TEAMS,
+)
 from postbox.mailbox.audit import store as audit_store
 from postbox.mailbox.auth import store as auth_store
 from postbox.mailbox.auth.store import SessionRecord
 from postbox.mailbox.errors import BadRequest, Conflict, NotFound, PostboxError
 from postbox.mailbox.invitations.letter import Letter, render_letter
+from postbox.mailbox.notifications import store as notification_store
 from postbox.mailbox.orgs.service import NewOrg, OrgChange, display_name, org_not_found
 from postbox.mailbox.settings import Settings
 
@@ -89,7 +106,8 @@ async def started(settings: Settings) -> AsyncIterator[web.Application]:
 
 
 def _run(handler: Handler, settings_from: SettingsFrom, args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    # an admin command is short-lived: it must not claim notifications and then vanish
+    settings = replace(settings_from(args), notification_worker=False)
 
     async def go() -> Output:
         async with started(settings) as app:
@@ -351,6 +369,56 @@ async def audit_verify(app: web.Application, args: argparse.Namespace) -> Output
     )
 
 
+# --- notifications -------------------------------------------------------------------------------
+async def notifications_list(app: web.Application, args: argparse.Namespace) -> Output:
+    data = await app[NOTIFICATIONS].listing(args.state, args.limit)
+    counts = data["counts"]
+    lines = [
+        "counts: " + (", ".join(f"{k}={v}" for k, v in counts.items()) or "the outbox is empty")
+    ]
+    for n in data["notifications"]:
+        message = n["message"]
+        lines.append(
+            f"{n['pk']:>8}  {n['state']:<8} attempts={n['attempts']} account={n['account']} "
+            f"message={message['from'] + '/' + message['id'] if message else '-'} "
+            f"mail-id={n['mail_id'] or '-'} next={n['next_attempt']} "
+            f"error={n['last_error'] or '-'}"
+        )
+    return Output(data, lines)
+
+
+async def notifications_retry(app: web.Application, args: argparse.Namespace) -> Output:
+    if bool(args.pk) == bool(args.all_dead):
+        raise BadRequest("give notification numbers (PK …) or --all-dead", code="invalid-arguments")
+    revived = await app[NOTIFICATIONS].retry(None if args.all_dead else args.pk)
+    missing = sorted(set(args.pk) - set(revived)) if args.pk else []
+    lines = [f"{len(revived)} dead notification(s) queued again (same Message-IDs)"]
+    if missing:
+        lines.append(f"not dead (left alone): {' '.join(map(str, missing))}")
+    return Output({"retried": revived, "not_dead": missing}, lines)
+
+
+async def notifications_address(app: web.Application, args: argparse.Namespace) -> Output:
+    address = None if args.clear else args.address
+    if (address is None) != bool(args.clear):
+        raise BadRequest("give an ADDRESS or --clear", code="invalid-arguments")
+    if address is not None and (
+        address.count("@") != 1 or any(c.isspace() or c in "<>,;" for c in address)
+    ):
+        raise BadRequest(f"{address!r} is not a plain e-mail address", code="invalid-address")
+    if not await app[NOTIFICATIONS].set_address(
+        args.account, address, verified=address is not None
+    ):
+        raise NotFound("no such account", code="no-such-account")
+    return Output(
+        {"account": args.account, "address": address, "verified": address is not None},
+        [
+            f"account {args.account}: notifications "
+            + (f"go to {address} (verified by the operator)" if address else "switched off")
+        ],
+    )
+
+
 # --- the parser ----------------------------------------------------------------------------------
 #: an id as the protocol writes it (22 b64url characters); one may well start with "-"
 _ID_ARGUMENT: Final = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -446,3 +514,22 @@ def register(
     p = leaf(audit, "show", audit_show, "show the newest audit entries")
     p.add_argument("--limit", type=int, default=DEFAULT_AUDIT_LIMIT, help="how many entries")
     leaf(audit, "verify", audit_verify, "verify the audit log's hash chain")
+
+    notifications = groups.add_parser("notifications", help="e-mail notifications").add_subparsers(
+        dest="admin_command", required=True
+    )
+    p = leaf(notifications, "list", notifications_list, "list the notification outbox")
+    p.add_argument("--state", choices=notification_store.STATES, help="only this state")
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows (oldest first)")
+    p = leaf(notifications, "retry", notifications_retry, "send dead notifications again")
+    p.add_argument("pk", nargs="*", type=int, help="notification numbers (from list)")
+    p.add_argument("--all-dead", action="store_true", help="every dead notification")
+    p = leaf(
+        notifications,
+        "address",
+        notifications_address,
+        "set an account's notification address (verified by the operator)",
+    )
+    p.add_argument("account", help="account id")
+    p.add_argument("address", nargs="?", help="e-mail address")
+    p.add_argument("--clear", action="store_true", help="remove the address")

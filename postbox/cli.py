@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import ssl
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from postbox.keys.log import LogMismatch
 from postbox.mailbox.app import create_app
 from postbox.mailbox.db.engine import Database
 from postbox.mailbox.db.migrate import head_revision, upgrade
+from postbox.mailbox.notifications.process import run_worker
 from postbox.mailbox.secrets import SecretsError
 from postbox.mailbox.settings import Settings, SettingsError, load_settings
 
@@ -36,6 +38,16 @@ SERVER_FLAGS: dict[str, tuple[str, str]] = {
     "--tls-key": ("tls_key", "TLS private key (PEM)"),
     "--trusted-proxy": ("trusted_proxy", "a reverse proxy terminates TLS in front (yes/no)"),
     "--sqlite-synchronous": ("sqlite_synchronous", "SQLite durability: FULL (default) or NORMAL"),
+    # notifications (the SMTP password only as POSTBOX_SMTP_PASSWORD or in the TOML file)
+    "--smtp-host": ("smtp_host", "SMTP server for notifications (default: .eml files in var/mail)"),
+    "--smtp-port": ("smtp_port", "SMTP port (default: 587 starttls, 465 tls, 25 none)"),
+    "--smtp-security": ("smtp_security", "starttls (default), tls or none (loopback only)"),
+    "--smtp-username": ("smtp_username", "SMTP login (password: POSTBOX_SMTP_PASSWORD)"),
+    "--mail-from": ("mail_from", "From address of notifications (default postbox@<origin host>)"),
+    "--notification-worker": (
+        "notification_worker",
+        "serve: also send notifications (yes, default) or leave it to `postbox worker` (no)",
+    ),
 }
 
 
@@ -83,6 +95,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for quiet in ("sqlalchemy", "aiosqlite", "asyncpg"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
+    print(f"Postbox {__version__} notification worker", flush=True)
+    for line in settings.describe():
+        if line.startswith(("database", "secrets", "mail")):
+            print("  " + line)
+    print("  stop with Ctrl-C or SIGTERM", flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    try:
+        asyncio.run(run())
+    except SecretsError as exc:
+        print(f"postbox worker: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the server")
     _add_settings_flags(serve)
     serve.set_defaults(func=_serve)
+    worker = sub.add_parser("worker", help="send notifications only (run several for scale)")
+    _add_settings_flags(worker)
+    worker.set_defaults(func=_worker)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations (with a lock)")

@@ -29,7 +29,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", db=db_url).validate()
+    # no notification worker: tests that read outbox rows must not race it (the
+    # notification tests drive their worker themselves, tests/notifications)
+    return Settings(data_dir=tmp_path / "var", db=db_url, notification_worker=False).validate()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from postbox.mailbox.events import routes as events_routes
 from postbox.mailbox.http import error_middleware, security_headers_middleware
 from postbox.mailbox.inbox import routes as inbox_routes
 from postbox.mailbox.messages import routes as messages_routes
+from postbox.mailbox.notifications import routes as notifications_routes
 from postbox.mailbox.openapi import routes as openapi_routes
 from postbox.mailbox.orgs import routes as orgs_routes
 from postbox.mailbox.secrets import load_secrets
@@ -62,6 +63,7 @@ def _features() -> tuple[Feature, ...]:
         Feature("cases", cases_routes.start, cases_routes.setup_routes),
         Feature("delivery", delivery_routes.start, delivery_routes.setup_routes),
         Feature("messages", messages_routes.start, messages_routes.setup_routes),
+        Feature("notifications", notifications_routes.start, notifications_routes.setup_routes),
         Feature("inbox", inbox_routes.start, inbox_routes.setup_routes),
         Feature("cards", cards_routes.start, cards_routes.setup_routes),
         Feature("openapi", None, openapi_routes.setup_routes),

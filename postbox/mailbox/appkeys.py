@@ -28,6 +28,7 @@ from postbox.mailbox.inbox.retention import Collector
 from postbox.mailbox.inbox.service import InboxService
 from postbox.mailbox.invitations.service import InvitationService
 from postbox.mailbox.messages.service import MessageService
+from postbox.mailbox.notifications.service import NotificationService
 from postbox.mailbox.orgs.service import OrgService
 from postbox.mailbox.procedures.service import ProcedureService
 from postbox.mailbox.secrets import Secrets
@@ -71,6 +72,9 @@ DELIVERY = web.AppKey("delivery", DeliveryService)
 # [messages]
 MESSAGES = web.AppKey("messages", MessageService)
 # [end messages]
+# [notifications]
+NOTIFICATIONS = web.AppKey("notifications", NotificationService)
+# [end notifications]
 # [inbox]
 INBOX = web.AppKey("inbox", InboxService)
 INBOX_COLLECTOR = web.AppKey("inbox_collector", Collector)

@@ -72,6 +72,32 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: run migrations at start (with a lock, so only one process migrates)
     migrate_on_start: bool = True
+    # --- notifications (e-mail; docs/operations.md "Notifications") --------------------------
+    #: run a notification worker inside ``postbox serve`` (no: only ``postbox worker`` sends)
+    notification_worker: bool = True
+    #: SMTP server; empty: every mail is written as an .eml file to <data_dir>/mail instead
+    smtp_host: str = ""
+    #: 0: the security's usual port (starttls 587, tls 465, none 25)
+    smtp_port: int = 0
+    #: starttls (required STARTTLS), tls (implicit TLS) or none (loopback relays only)
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    #: from POSTBOX_SMTP_PASSWORD or the TOML file only (never a flag: ps shows flags)
+    smtp_password: str = field(default="", repr=False)
+    smtp_timeout_seconds: int = 30
+    #: the From address; empty: postbox@<public origin's host>
+    mail_from: str = ""
+    #: notifications claimed and sent per batch (one transaction and one SMTP connection)
+    notify_batch: int = 100
+    #: attempts before a notification is dead (listed and retried by the operator)
+    notify_max_attempts: int = 8
+    #: first retry after about this long, doubling per attempt (with jitter), capped
+    notify_backoff_seconds: int = 60
+    notify_backoff_cap_seconds: int = 6 * 3600
+    #: a claimed batch not finished by then (a crashed worker) is claimed again
+    notify_claim_seconds: int = 300
+    #: an idle worker looks for due notifications this often
+    notify_poll_seconds: int = 2
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # --- derived -------------------------------------------------------------------------
@@ -141,9 +167,76 @@ class Settings:
             raise SettingsError("max_part_bytes is at most 64 MiB")
         if self.challenge_seconds > 120:
             raise SettingsError("challenges live at most 120 s (PROTOCOL.md §4)")
+        self._validate_mail()
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError("--db must be sqlite+aiosqlite://… or postgresql+asyncpg://…")
         return self
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where mail goes without an SMTP server (one .eml file per notification)."""
+        return self.data_dir / "mail"
+
+    @property
+    def mail_host(self) -> str:
+        """The domain of Message-IDs and of the default From address."""
+        return _origin_host(self.origin)
+
+    @property
+    def mail_sender(self) -> str:
+        return self.mail_from or f"postbox@{self.mail_host}"
+
+    @property
+    def smtp_effective_port(self) -> int:
+        return self.smtp_port or {"starttls": 587, "tls": 465}.get(self.smtp_security, 25)
+
+    def _validate_mail(self) -> None:
+        if self.smtp_security not in ("starttls", "tls", "none"):
+            raise SettingsError("--smtp-security must be starttls, tls or none")
+        if not 0 <= self.smtp_port < 65536:
+            raise SettingsError(f"--smtp-port {self.smtp_port} is not a TCP port")
+        if (
+            self.smtp_host
+            and self.smtp_security == "none"
+            and (self.smtp_username or self.smtp_password)
+            and not _is_loopback(self.smtp_host)
+        ):
+            raise SettingsError(
+                "refusing to send SMTP credentials in clear: use --smtp-security starttls or "
+                "tls (plain SMTP only to a loopback relay)"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise SettingsError(
+                "smtp_username and smtp_password (POSTBOX_SMTP_PASSWORD) go together"
+            )
+        if self.mail_from and (
+            "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n<>")
+        ):
+            raise SettingsError(f"--mail-from {self.mail_from!r} is not an address")
+        for name in (
+            "smtp_timeout_seconds",
+            "notify_batch",
+            "notify_max_attempts",
+            "notify_backoff_seconds",
+            "notify_backoff_cap_seconds",
+            "notify_claim_seconds",
+            "notify_poll_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+
+    def describe_mail(self) -> str:
+        """Where notifications go, for the start-up message (never the password)."""
+        if not self.smtp_host:
+            where = f"written as .eml files to {self.mail_dir.resolve()} (no SMTP server set)"
+        else:
+            user = f", as {self.smtp_username}" if self.smtp_username else ""
+            where = (
+                f"SMTP {self.smtp_host}:{self.smtp_effective_port} "
+                f"({self.smtp_security}{user}), from {self.mail_sender}"
+            )
+        worker = "" if self.notification_worker else "; sent only by `postbox worker` processes"
+        return f"mail           {where}{worker}"
 
     def describe(self) -> list[str]:
         """Where everything is, for the start-up message (no secrets, no passwords)."""
@@ -153,6 +246,7 @@ class Settings:
             f"database       {_redact(self.database_url)}",
             f"blobs          {self.blobs_dir.resolve()}",
             f"secrets        {self.secrets_dir.resolve()} (files with mode 0600)",
+            self.describe_mail(),
         ]
 
 

@@ -364,7 +364,8 @@ outbox = Table(
     Column("message_pk", PK, ForeignKey("messages.pk")),
     Column("kind", String(24), nullable=False),  # new_message | decision | info_request | …
     Column("created", TIME, nullable=False),
-    Column("state", String(12), nullable=False, default="pending"),  # pending | sent | dropped
+    # pending | sending (claimed) | sent | dead | skipped | dropped; see [notifications]
+    Column("state", String(12), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt", TIME, nullable=False),
     Column("done", TIME),
@@ -599,3 +600,19 @@ events = Table(
     Index("ix_events_at", "at"),
 )
 # --- [end events] -------------------------------------------------------------------------------
+
+# --- [notifications] e-mail notifications: outbox delivery state, addresses (notifications) ----
+# The outbox (above) is the queue. Columns the workers add to it: the notification's
+# Message-ID (committed before the first SMTP attempt, reused by every retry), the claim's
+# expiry (a crashed worker's claim is taken again after it) and the last failure's class
+# (never content: an error name and an SMTP reply code).
+outbox.append_column(Column("mail_id", String(200)))
+outbox.append_column(Column("claimed_until", TIME))
+outbox.append_column(Column("last_error", String(200)))
+Index("ix_outbox_mail_id", outbox.c.mail_id, unique=True)
+# Where an account's notifications go; used only once verified (verification by link follows).
+accounts.append_column(Column("notification_address", Text))
+accounts.append_column(
+    Column("notification_verified", Boolean, nullable=False, server_default=text("false"))
+)
+# --- [end notifications] ------------------------------------------------------------------------

@@ -32,14 +32,33 @@ class Received:
 
 @dataclass
 class SmtpRecorder:
-    """An aiosmtpd handler: records every accepted mail; ``refuse`` answers DATA with an
-    error instead (e.g. ``451 4.3.0 try again later``)."""
+    """An aiosmtpd handler: records every accepted mail. ``refuse`` answers DATA with an
+    error instead (e.g. ``451 4.3.0 try again later``); ``refuse_rcpt`` answers RCPT for an
+    address with one (e.g. ``550 5.1.1 mailbox unavailable``); while ``drop`` is positive,
+    DATA ends with the connection closed and no reply (a server dying mid-DATA)."""
 
     mails: list[Received] = field(default_factory=list)
     refuse: str | None = None
     refused: int = 0
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    drop: int = 0
+    dropped: int = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse_rcpt:
+            self.refused += 1
+            return self.refuse_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.drop > 0:
+            self.drop -= 1
+            self.dropped += 1
+            server.transport.close()
+            return "421 4.3.0 closing"  # never reaches the client
         if self.refuse is not None:
             self.refused += 1
             return self.refuse

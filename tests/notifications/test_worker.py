@@ -26,6 +26,7 @@ from postbox.cli import build_parser, main
 from postbox.mailbox.appkeys import BACKGROUND, DB, NOTIFICATIONS, SECRETS, SETTINGS
 from postbox.mailbox.db import schema
 from postbox.mailbox.errors import BadRequest
+from postbox.mailbox.notifications.mail import languages
 from postbox.mailbox.notifications.routes import build_service
 from postbox.mailbox.notifications.service import NotificationService
 from postbox.mailbox.notifications.sinks import FileSink, eml_name
@@ -166,27 +167,52 @@ async def test_one_mail_per_recipient_account_with_the_recorded_message_id(
     assert sorted(r[0] for r in live) == sorted([*members, *members])
 
 
+#: per template language: the subject, a word of the body, the HTML's direction
+LANGUAGES = {
+    "de": ("Neue Nachricht in Ihrem Postfach", "Postfach", "ltr"),
+    "en": ("New message in your Postbox", "log in", "ltr"),
+    "tr": ("Posta kutunuzda yeni bir mesaj var", "kutunuz", "ltr"),
+    "ar": ("رسالة جديدة في صندوق بريدكم", "رسالة", "rtl"),
+    "uk": ("Нове повідомлення у Вашій поштовій скриньці", "повідомлення", "ltr"),
+    "ru": ("Новое сообщение в Вашем почтовом ящике", "сообщение", "ltr"),
+}
+
+
+def test_every_template_language_is_tested() -> None:
+    assert languages() == set(LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    ("account_language", "lang"),
+    [*((lang, lang) for lang in LANGUAGES), ("ar-EG", "ar"), ("xx", "de"), ("pt-BR", "de")],
+)
 async def test_the_recipients_language_with_german_fallback(
-    msg_world: MsgWorld, smtp: SmtpServer
+    msg_world: MsgWorld, smtp: SmtpServer, account_language: str, lang: str
 ) -> None:
     w = msg_world
-    await give_addresses(w, w.c1.id, w.c2.id)
+    await give_addresses(w, w.c1.id)
     async with w.client.app[DB].write() as conn:
         await conn.execute(
-            update(schema.accounts).where(schema.accounts.c.id == w.c1.id).values(language="en")
+            update(schema.accounts)
+            .where(schema.accounts.c.id == w.c1.id)
+            .values(language=account_language)
         )
-        await conn.execute(
-            update(schema.accounts).where(schema.accounts.c.id == w.c2.id).values(language="xx")
-        )
-    await team_writes_to(w, w.c1.id, w.c2.id)
-    assert (await service(w).run_once()).sent == 2
-    by_rcpt = {m.rcpt_tos[0]: parse(m.content) for m in smtp.recorder.mails}
-    english, fallback = by_rcpt[address(w.c1.id)], by_rcpt[address(w.c2.id)]
-    assert english["Subject"] == "New message in your Postbox"
-    assert english["Content-Language"] == "en"
-    assert '<html lang="en" dir="ltr">' in parts(english)["text/html"]
-    assert fallback["Subject"] == "Neue Nachricht in Ihrem Postfach"
-    assert fallback["Content-Language"] == "de"
+    sender, message_id = await team_writes_to(w, w.c1.id)
+    assert (await service(w).run_once()).sent == 1
+    (mail,) = smtp.recorder.mails
+    msg = parse(mail.content)
+    subject, word, direction = LANGUAGES[lang]
+    assert msg["Subject"] == subject
+    assert msg["Content-Language"] == lang
+    found = parts(msg)
+    assert f'<html lang="{lang}" dir="{direction}">' in found["text/html"]
+    link = f"{w.client.app[SETTINGS].origin}/#/m/{sender}/{message_id}"
+    for content in found.values():
+        assert word in content
+        assert "Stadt Nürnberg" in content
+        assert link in content
+    assert "<" not in found["text/plain"]  # the text part is plain, also right to left
+    assert_no_canaries(mail.content, msg)
 
 
 # --- the .eml sink -------------------------------------------------------------------------------
@@ -377,3 +403,63 @@ async def test_an_unreachable_smtp_server_is_a_retry(msg_world: MsgWorld, tmp_pa
     assert (report.sent, report.retried) == (0, 1)
     (row,) = await outbox(w)
     assert row.state == "pending" and row.last_error is not None and row.mail_id is not None
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "dead"),
+    [
+        ("RCPT", "550 5.1.1 mailbox unavailable", True),
+        ("DATA", "550 5.7.1 message refused", True),
+        ("RCPT", "450 4.2.1 mailbox busy, try again later", False),
+    ],
+)
+async def test_a_5xx_refusal_is_dead_at_once_a_4xx_one_is_retried(
+    msg_world: MsgWorld, smtp: SmtpServer, command: str, reply: str, dead: bool
+) -> None:
+    w = msg_world
+    await give_addresses(w, w.c1.id, w.c2.id)
+    if command == "RCPT":  # only c1's address; c2's mail in the same session goes out
+        smtp.recorder.refuse_rcpt[address(w.c1.id)] = reply
+    else:
+        smtp.recorder.refuse = reply
+    await team_writes_to(w, w.c1.id, w.c2.id)
+    report = await service(w).run_once()
+    refused = 1 if command == "RCPT" else 2
+    assert report.sent == 2 - refused
+    assert (report.dead, report.retried) == ((refused, 0) if dead else (0, refused))
+    rows = {r.account_id: r for r in await outbox(w)}
+    row = rows[w.c1.id]
+    error = "SMTPRecipientsRefused" if command == "RCPT" else "SMTPDataError"
+    assert row.last_error == f"{error} {reply[:3]}"
+    assert (row.state, row.attempts) == ("dead" if dead else "pending", 1)
+    assert smtp.recorder.refused == refused
+    if command == "RCPT":
+        (mail,) = smtp.recorder.mails
+        assert mail.rcpt_tos == [address(w.c2.id)]
+        assert rows[w.c2.id].state == "sent"
+    w.clock.advance(24 * 3600_000)
+    again = await service(w).run_once()
+    assert again.claimed == (0 if dead else 1)  # dead stays dead (until the operator)
+
+
+async def test_a_connection_dropped_mid_data_is_retried_with_the_same_message_id(
+    msg_world: MsgWorld, smtp: SmtpServer
+) -> None:
+    w = msg_world
+    await give_addresses(w, w.c1.id, w.c2.id)
+    await team_writes_to(w, w.c1.id, w.c2.id)
+    smtp.recorder.drop = 1  # the batch's first mail: the server closes the connection
+    report = await service(w).run_once()
+    # the session is gone: the mail not yet tried is retried with it
+    assert (report.sent, report.retried, report.dead) == (0, 2, 0)
+    first = await outbox(w)
+    assert all(r.state == "pending" and r.attempts == 1 for r in first)
+    assert {r.last_error for r in first} == {"SMTPServerDisconnected"}
+    assert smtp.recorder.dropped == 1 and smtp.recorder.mails == []
+
+    w.clock.now = max(r.next_attempt for r in first)
+    assert (await service(w).run_once()).sent == 2
+    done = await outbox(w)
+    assert [(r.state, r.mail_id) for r in done] == [("sent", r.mail_id) for r in first]
+    received = sorted(str(parse(m.content)["Message-ID"]) for m in smtp.recorder.mails)
+    assert received == sorted(r.mail_id for r in first)  # each exactly once

@@ -11,8 +11,9 @@ One round (:meth:`NotificationService.run_once`) is three steps and two transact
 3. **Record** (one write transaction): sent rows become ``sent`` and the delivery record
    gets its ``notified`` event (:func:`postbox.mailbox.delivery.hooks.record_notified`, with
    its live events appended last); failed rows go back to ``pending`` with exponential
-   backoff and jitter, or to ``dead`` after ``max_attempts``. Live connections are woken
-   after the commit.
+   backoff and jitter, or to ``dead`` after ``max_attempts``; a permanent refusal (a 5xx
+   reply to RCPT or DATA, see :func:`permanent`) goes to ``dead`` at once. Live connections
+   are woken after the commit.
 
 SMTP is at-least-once: a crash between the server's acceptance of a mail and step 3's
 commit leaves the row ``sending``; once the claim expires another worker sends it again,
@@ -94,10 +95,39 @@ class Report:
     sent_ids: list[str] = field(default_factory=list)
 
 
+def _codes(exc: BaseException) -> list[int]:
+    """The SMTP reply codes of a failure (one per refused recipient; none for a timeout or
+    a dropped connection)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return [r.code for r in exc.recipients]
+    code = getattr(exc, "code", None)
+    return [code] if isinstance(code, int) else []
+
+
 def _error_name(exc: BaseException) -> str:
     """A failure's class and SMTP code: never the server's text (it may echo addresses)."""
-    code = getattr(exc, "code", None)
-    return type(exc).__name__ + (f" {code}" if isinstance(code, int) else "")
+    codes = _codes(exc)
+    return type(exc).__name__ + (f" {codes[0]}" if codes else "")
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot help: an address no header can hold, or a 5xx reply to this
+    mail's RCPT or DATA (550 mailbox unavailable, 553 bad address, 554 rejected …).
+
+    Everything else is temporary: 4xx replies, timeouts, refused or dropped connections, and
+    5xx replies outside one mail's transaction (connect, AUTH, MAIL FROM), which are the
+    server's or our configuration's fault and would otherwise kill every notification."""
+    if isinstance(exc, ValueError):
+        return True
+    refusals = (
+        aiosmtplib.SMTPRecipientsRefused,
+        aiosmtplib.SMTPRecipientRefused,
+        aiosmtplib.SMTPDataError,
+    )
+    if isinstance(exc, refusals):
+        codes = _codes(exc)
+        return bool(codes) and all(500 <= c < 600 for c in codes)
+    return False
 
 
 class NotificationService:
@@ -237,8 +267,7 @@ class NotificationService:
             if exc is None:
                 continue
             attempts = job.attempts + 1
-            permanent = isinstance(exc, ValueError)
-            dead = permanent or attempts >= self.config.max_attempts
+            dead = permanent(exc) or attempts >= self.config.max_attempts
             failures.append(
                 store.Failure(
                     pk=job.pk,

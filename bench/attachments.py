@@ -51,10 +51,8 @@ import asyncio
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -67,6 +65,10 @@ import aiohttp
 import nacl.bindings as sodium
 from aiohttp import web
 from nacl.bindings.crypto_secretstream import crypto_secretstream_xchacha20poly1305_state
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from support.benchkit import cpu_seconds, free_port, log
 
 from postbox.client.attachments import download, upload
 from postbox.client.session import Session
@@ -96,16 +98,6 @@ LOGIN = "bench@example.org"
 Result = dict[str, object]
 
 
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def vm_rss_mib(pid: int) -> float:
     """Resident set size of a process (Linux /proc; 0 elsewhere)."""
     try:
@@ -115,18 +107,6 @@ def vm_rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (this one by default; Linux /proc)."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_file(path: Path, size: int) -> None:

@@ -33,10 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets as pysecrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -49,6 +46,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from support.benchkit import cpu_seconds, free_port, log, postgres
 
 from postbox.crypto.bundle import (
     DEFAULT_MEM,
@@ -70,7 +71,6 @@ from postbox.mailbox.db.migrate import upgrade
 from postbox.mailbox.secrets import load_secrets
 from postbox.mailbox.settings import Settings
 
-PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 Result = dict[str, object]
 
 
@@ -80,16 +80,6 @@ class Config:
     clients: int
     seconds: float
     rounds: int
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_settings(data_dir: Path, db: str, port: int) -> Settings:
@@ -122,15 +112,6 @@ async def serve_child(data_dir: Path, db: str, port: int, bare_port: int) -> Non
     await stop.wait()
     for runner in runners:
         await runner.cleanup()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- seeding --------------------------------------------------------------------------------
@@ -307,34 +288,6 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
         f"bare {result['bare_s']} req/s, ratio {result['login_ratio']}"
     )
     return dict(result)
-
-
-@asynccontextmanager
-async def postgres() -> AsyncIterator[str | None]:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover
-        yield None
-        return
-    try:
-        admin = await asyncio.wait_for(asyncpg.connect(PG + "/postgres"), timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        log(f"PostgreSQL at {PG} not reachable ({type(exc).__name__}); SQLite only")
-        yield None
-        return
-    name = "postbox_bench_" + pysecrets.token_hex(6)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield PG.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-    finally:
-        admin = await asyncpg.connect(PG + "/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def run(cfg: Config) -> Result:

@@ -59,10 +59,8 @@ import io
 import json
 import os
 import pstats
-import secrets as pysecrets
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -80,6 +78,7 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from support.benchkit import cpu_seconds, free_port, log, postgres
 from support.onboard import (
     Person,
     add_citizen,
@@ -103,7 +102,6 @@ from postbox.mailbox.messages import service as message_service
 from postbox.mailbox.messages.commands import SendMessage
 from postbox.mailbox.settings import Settings
 
-PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 Result = dict[str, object]
 PAGE = 50
 BIG, SMALL = 100_000, 100
@@ -126,16 +124,6 @@ class Config:
     profile: bool
     big: int
     only: str | None = None
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def now_ms() -> int:
@@ -502,15 +490,6 @@ async def server(
             await child.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def start_spy(pid: int, seconds: float) -> asyncio.subprocess.Process | None:
     """``POSTBOX_BENCH_SPY=FILE``: sample the server child with py-spy (if installed) during
     the send phase, all threads, into FILE (raw collapsed stacks)."""
@@ -727,34 +706,6 @@ async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Resu
         if keep:
             await asyncio.to_thread(shutil.copyfile, profile, keep)
     return result
-
-
-@asynccontextmanager
-async def postgres() -> AsyncIterator[str | None]:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover
-        yield None
-        return
-    try:
-        admin = await asyncio.wait_for(asyncpg.connect(PG + "/postgres"), timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        log(f"PostgreSQL at {PG} not reachable ({type(exc).__name__}); SQLite only")
-        yield None
-        return
-    name = "postbox_bench_" + pysecrets.token_hex(6)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield PG.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-    finally:
-        admin = await asyncpg.connect(PG + "/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def run(cfg: Config) -> Result:

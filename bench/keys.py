@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -46,8 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from support.db import pg_problem, throwaway_database
 
 from postbox.crypto import certs
 from postbox.crypto.encoding import b64e, cj
@@ -60,7 +61,6 @@ from postbox.mailbox.appkeys import CLOCK, DB, KEYLOG, SECRETS
 from postbox.mailbox.db.schema import log_leaves, log_nodes
 from postbox.mailbox.settings import Settings
 
-PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 BATCH = 20_000
 DAY = 24 * 3600 * 1000
 YEAR = 365 * DAY
@@ -72,35 +72,14 @@ def say(text: str) -> None:
 
 
 # --- databases -----------------------------------------------------------------------------------
-async def pg_problem() -> str | None:
-    try:
-        conn = await asyncio.wait_for(asyncpg.connect(PG + "/postgres"), timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"PostgreSQL at {PG} is not reachable ({type(exc).__name__}: {exc})"
-    await conn.close()
-    return None
-
-
 @asynccontextmanager
 async def database(backend: str, folder: Path) -> AsyncIterator[str]:
     """A fresh, empty database URL (SQLite in ``folder``, or a throwaway PostgreSQL one)."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         return
-    name = "postbox_bench_" + secrets.token_hex(6)
-    admin = await asyncpg.connect(PG + "/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield PG.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-    finally:
-        admin = await asyncpg.connect(PG + "/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with throwaway_database("postbox_bench_") as url:
+        yield url
 
 
 @asynccontextmanager

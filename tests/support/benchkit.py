@@ -7,18 +7,15 @@ and import this as ``support.benchkit``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
-import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-#: the PostgreSQL server the benchmarks use (a throwaway database each run)
-PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+from support.db import pg_problem, throwaway_database
 
 
 def log(line: str) -> None:
@@ -49,27 +46,10 @@ def cpu_seconds(pid: int | None = None) -> float:
 async def postgres() -> AsyncIterator[str | None]:
     """A fresh database on :data:`PG` (its SQLAlchemy URL), dropped afterwards; None (and a
     line saying so) when no PostgreSQL answers."""
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover
+    problem = await pg_problem()
+    if problem is not None:
+        log(f"{problem}; SQLite only")
         yield None
         return
-    try:
-        admin = await asyncio.wait_for(asyncpg.connect(PG + "/postgres"), timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        log(f"PostgreSQL at {PG} not reachable ({type(exc).__name__}); SQLite only")
-        yield None
-        return
-    name = "postbox_bench_" + secrets.token_hex(6)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield PG.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-    finally:
-        admin = await asyncpg.connect(PG + "/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with throwaway_database("postbox_bench_") as url:
+        yield url

@@ -20,11 +20,12 @@ import pytest
 PG = os.environ.get("POSTBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
-async def _pg_available() -> str | None:
+async def pg_problem() -> str | None:
+    """Why :data:`PG` cannot be used (None: it answers)."""
     try:
         conn = await asyncio.wait_for(asyncpg.connect(PG + "/postgres"), timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"PostgreSQL at {PG} is not reachable ({type(exc).__name__}: {exc})"
     await conn.close()
     return None
 
@@ -32,13 +33,21 @@ async def _pg_available() -> str | None:
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
     """A new, empty PostgreSQL database; dropped afterwards. Yields its asyncpg URL."""
-    problem = await _pg_available()
+    problem = await pg_problem()
     if problem is not None:
-        message = f"PostgreSQL at {PG} is not reachable ({problem})"
+        message = problem
         if os.environ.get("CI") == "true":
             pytest.fail(message + "; it is required when CI=true")
         pytest.skip(message + ": PostgreSQL storage tests skipped")
-    name = "postbox_test_" + secrets.token_hex(6)
+    async with throwaway_database("postbox_test_") as url:
+        yield url
+
+
+@asynccontextmanager
+async def throwaway_database(prefix: str) -> AsyncIterator[str]:
+    """Create a database named ``prefix`` + random hex on :data:`PG`, yield its SQLAlchemy
+    (asyncpg) URL, and drop it afterwards (tests and benchmarks alike)."""
+    name = prefix + secrets.token_hex(6)
     admin = await asyncpg.connect(PG + "/postgres")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

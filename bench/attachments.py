@@ -58,7 +58,6 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -68,7 +67,7 @@ from nacl.bindings.crypto_secretstream import crypto_secretstream_xchacha20poly1
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.benchkit import cpu_seconds, free_port, log
+from support.benchkit import child, cpu_seconds, free_port, log
 
 from postbox.client.attachments import download, upload
 from postbox.client.session import Session
@@ -119,44 +118,6 @@ def make_file(path: Path, size: int) -> None:
 
 
 # --- processes --------------------------------------------------------------------------------
-@asynccontextmanager
-async def child(args: list[str], ready: bytes, env: dict[str, str]) -> AsyncIterator[int]:
-    """A child process, until it prints ``ready``; yields its pid."""
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **env},
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        while True:
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
-            if not line:
-                raise RuntimeError(f"{args[:3]} exited before it was ready")
-            if ready in line:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{args[:3]} did not get ready")
-        drain = asyncio.create_task(_drain(proc.stdout))
-        yield proc.pid
-        drain.cancel()
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.read(65536):
-        pass
-
-
 async def _healthy(url: str) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(600):
@@ -274,7 +235,7 @@ async def bench_postbox(tmp: Path, src: Path, size: int) -> Result:
     settings = Settings(data_dir=data_dir, db=db, port=port).validate()
     account, auth_seed = await seed_account(settings)
     serve = [sys.executable, "-m", "postbox.cli", "serve"]
-    async with child(serve, b"health check", env) as pid:
+    async with child(serve, b"health check", env=env, stop=signal.SIGINT, quiet=True) as pid:
         await _healthy(url)
         session = Session(url, store=StateStore(tmp / "client-state"))
         try:
@@ -339,7 +300,7 @@ async def bench_baseline(tmp: Path, src: Path, size: int) -> Result:
     port = free_port()
     url = f"http://127.0.0.1:{port}/f"
     args = [sys.executable, __file__, "--baseline-child", str(folder), str(port)]
-    async with child(args, b"ready", {}) as pid:
+    async with child(args, quiet=True) as pid:
         timeout = aiohttp.ClientTimeout(total=None)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             for _ in range(600):  # the child prints "ready" just before it listens

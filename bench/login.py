@@ -38,8 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.benchkit import cpu_seconds, free_port, log, postgres
+from support.benchkit import child, cpu_seconds, free_port, log, postgres
 
 from postbox.crypto.bundle import (
     DEFAULT_MEM,
@@ -224,32 +223,10 @@ async def measure_logins(
     return n / elapsed, statistics.median(latencies) * 1000
 
 
-@asynccontextmanager
-async def server(data_dir: Path, db: str, port: int, bare_port: int) -> AsyncIterator[int]:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--child",
-        str(data_dir),
-        db,
-        str(port),
-        str(bare_port),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None
-        line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
-        if line.strip() != b"ready":
-            raise RuntimeError("the server child did not start")
-        yield child.pid
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(child.wait(), timeout=30)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
+def server(data_dir: Path, db: str, port: int, bare_port: int) -> AbstractAsyncContextManager[int]:
+    """The server child (this file with ``--child``) until it is ready; yields its pid."""
+    args = [str(data_dir), db, str(port), str(bare_port)]
+    return child([sys.executable, __file__, "--child", *args])
 
 
 async def bench_backend(name: str, db: str, data_dir: Path, cfg: Config) -> Result:

@@ -65,8 +65,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.benchkit import cpu_seconds, free_port, log, postgres
+from support.benchkit import child, cpu_seconds, free_port, log, postgres
 from support.onboard import (
     Person,
     add_citizen,
@@ -459,35 +459,12 @@ async def list_latency(http: aiohttp.ClientSession, base: str, owner: Person, n:
     return statistics.median(times) * 1000
 
 
-@asynccontextmanager
-async def server(
+def server(
     data_dir: Path, db: str, port: int, bare_port: int, profile: str
-) -> AsyncIterator[int]:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--child",
-        str(data_dir),
-        db,
-        str(port),
-        str(bare_port),
-        profile,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None
-        line = await asyncio.wait_for(child.stdout.readline(), timeout=120)
-        if line.strip() != b"ready":
-            raise RuntimeError("the server child did not start")
-        yield child.pid
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(child.wait(), timeout=60)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
+) -> AbstractAsyncContextManager[int]:
+    """The server child (this file with ``--child``) until it is ready; yields its pid."""
+    args = [str(data_dir), db, str(port), str(bare_port), profile]
+    return child([sys.executable, __file__, "--child", *args])
 
 
 async def start_spy(pid: int, seconds: float) -> asyncio.subprocess.Process | None:

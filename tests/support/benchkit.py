@@ -7,10 +7,13 @@ and import this as ``support.benchkit``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
+import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,3 +56,51 @@ async def postgres() -> AsyncIterator[str | None]:
         return
     async with throwaway_database("postbox_bench_") as url:
         yield url
+
+
+@asynccontextmanager
+async def child(
+    args: list[str],
+    ready: bytes = b"ready",
+    *,
+    env: dict[str, str] | None = None,
+    stop: signal.Signals = signal.SIGTERM,
+    quiet: bool = False,
+    ready_within: float = 120,
+) -> AsyncIterator[int]:
+    """A child process (a server under test), until a line of its stdout holds ``ready``;
+    yields its pid. Its further output is drained; ``stop`` ends it (then SIGKILL after 60 s);
+    ``quiet`` drops its stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL if quiet else None,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + ready_within
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=ready_within)
+            if not line:
+                raise RuntimeError(f"{args[:3]} exited before it was ready")
+            if ready in line:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{args[:3]} did not get ready")
+        drain = asyncio.create_task(_drain(proc.stdout))
+        yield proc.pid
+        drain.cancel()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(stop)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=60)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass

@@ -29,13 +29,16 @@ def tokens_of(c: Client) -> Tokens | None:
 
 
 class Clock:
-    """The client's clock, moved by the test (the server keeps real time)."""
+    """A clock the test moves (real time plus ``offset``); ``frozen`` stops real time, so
+    that a delay the test relies on cannot run out while the client computes Argon2id on a
+    busy machine."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, frozen: bool = False) -> None:
         self.offset = 0
+        self._at = wall_clock() if frozen else None
 
     def __call__(self) -> int:
-        return wall_clock() + self.offset
+        return (wall_clock() if self._at is None else self._at) + self.offset
 
 
 async def _activated(live: Live, state: Path, clock: Clock | None = None) -> tuple[Client, str]:
@@ -88,7 +91,7 @@ async def test_login_refresh_sessions_logout(db_url: str, tmp_path: Path) -> Non
 
 
 async def test_wrong_passphrase_and_rollback(db_url: str, tmp_path: Path) -> None:
-    server_clock = Clock()
+    server_clock = Clock(frozen=True)  # the 500 ms delay after the failure must still hold
     async with live_server(db_url, tmp_path / "var", clock=server_clock) as live:
         c, _ = await _activated(live, tmp_path / "a")
         async with c:
